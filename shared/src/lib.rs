@@ -1,0 +1,19 @@
+//! commsync: webhook-first sync for WhatsApp Business numbers, Gmail mailboxes and
+//! LinkedIn organization pages.
+//!
+//! Every Lambda function is a thin binary over a handler in this crate, so tests and the
+//! local runner call exactly the code Lambda runs.
+
+pub mod aws;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod ids;
+pub mod ingest;
+pub mod providers;
+pub mod queue;
+pub mod secret;
+pub mod store;
+
+#[cfg(feature = "local")]
+pub mod local;

@@ -1,0 +1,85 @@
+//! The template's functions, built locally from their resolved environment and invoked
+//! with Lambda events, as `sam local invoke -e` would.
+
+use super::stack::LocalStack;
+use super::LocalError;
+use crate::ingest::IngestReport;
+use crate::providers::whatsapp::{self, WhatsAppDeps};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use std::collections::HashMap;
+
+/// One function's handler with its dependencies.
+#[derive(Debug)]
+pub enum LocalFunction {
+    WhatsApp(Box<WhatsAppDeps>),
+}
+
+/// Every function of the template that runs locally, by binary name.
+#[derive(Debug)]
+pub struct LocalFunctions {
+    functions: HashMap<String, LocalFunction>,
+}
+
+impl LocalFunctions {
+    /// Builds each function's dependencies from the environment the template gives it.
+    pub fn build(stack: &LocalStack) -> Result<Self, LocalError> {
+        let clients = stack.clients();
+        let mut functions = HashMap::new();
+        for definition in &stack.template.functions {
+            let env = stack.function_env(&definition.binary)?;
+            let function = match definition.binary.as_str() {
+                "webhook-whatsapp" => LocalFunction::WhatsApp(Box::new(WhatsAppDeps::new(&clients, &env)?)),
+                other => {
+                    tracing::warn!(binary = other, "no local runner for this function yet; skipped");
+                    continue;
+                }
+            };
+            functions.insert(definition.binary.clone(), function);
+        }
+        Ok(Self { functions })
+    }
+
+    pub fn get(&self, binary: &str) -> Result<&LocalFunction, LocalError> {
+        self.functions.get(binary).ok_or_else(|| {
+            let mut known: Vec<&str> = self.functions.keys().map(String::as_str).collect();
+            known.sort();
+            LocalError::Setup(format!("unknown function {binary:?}; expected one of: {}", known.join(", ")))
+        })
+    }
+
+    /// Runs an HTTP function on an API Gateway event.
+    pub async fn invoke_http(
+        &self,
+        binary: &str,
+        event: ApiGatewayV2httpRequest,
+    ) -> Result<(ApiGatewayV2httpResponse, Option<IngestReport>), LocalError> {
+        match self.get(binary)? {
+            LocalFunction::WhatsApp(deps) => Ok(whatsapp::handle_with_report(event, deps).await),
+        }
+    }
+
+    /// Runs a function on a Lambda event file's JSON and returns the response JSON.
+    pub async fn invoke_json(&self, binary: &str, event_json: &str) -> Result<serde_json::Value, LocalError> {
+        let function = self.get(binary)?;
+        match function {
+            LocalFunction::WhatsApp(_) => {
+                let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json)
+                    .map_err(|error| LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}")))?;
+                let (response, _) = self.invoke_http(binary, event).await?;
+                Ok(serde_json::to_value(response).expect("responses serialize"))
+            }
+        }
+    }
+
+    /// Binaries served over HTTP with their routes, from the template.
+    pub fn http_routes(stack: &LocalStack) -> Vec<(String, String, String)> {
+        stack
+            .template
+            .functions
+            .iter()
+            .flat_map(|function| {
+                function.routes.iter().map(|(method, path)| (method.clone(), path.clone(), function.binary.clone()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! Provider-specific verification, parsing and normalization. Everything after
+//! normalization (routing, storage, queues) is shared in `crate::ingest`.
+
+pub mod whatsapp;

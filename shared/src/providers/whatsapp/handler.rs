@@ -1,0 +1,130 @@
+//! The `webhook-whatsapp` Lambda handler: GET handshake and POST notifications.
+
+use super::normalize::normalize;
+use super::verify::WhatsAppVerifier;
+use crate::aws::AwsClients;
+use crate::config::{limits_from_env, ConfigError, Env, ResourceConfig, WhatsAppConfig};
+use crate::event::Source;
+use crate::http::{json_response, response, WebhookRequest};
+use crate::ids::Provider;
+use crate::ingest::{ingest, IngestDeps, IngestReport, NormalizedBatch};
+use crate::queue::Queue;
+use crate::store::{RouteCache, Store};
+use chrono::Utc;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::http::Method;
+use serde_json::json;
+use std::time::Instant;
+
+/// What the handler needs, built once per container.
+#[derive(Debug)]
+pub struct WhatsAppDeps {
+    pub ingest: IngestDeps,
+    pub verifier: WhatsAppVerifier,
+}
+
+impl WhatsAppDeps {
+    /// Builds the dependencies from configuration and SDK clients; makes no network call.
+    pub fn new(clients: &AwsClients, env: &impl Env) -> Result<Self, ConfigError> {
+        let resources = ResourceConfig::from_env(env)?;
+        let secrets = WhatsAppConfig::from_env(env)?;
+        Ok(Self {
+            ingest: IngestDeps {
+                store: Store::new(clients.dynamodb.clone(), resources.tables, resources.event_retention),
+                routes: RouteCache::new(resources.route_cache_ttl),
+                events_queue: Queue::new(clients.sqs.clone(), resources.events_queue_url),
+                limits: limits_from_env(env)?,
+            },
+            verifier: WhatsAppVerifier::new(secrets.app_secret, secrets.previous_app_secret, secrets.verify_token),
+        })
+    }
+}
+
+/// Handles one API Gateway request for `/webhooks/whatsapp`.
+pub async fn handle(event: ApiGatewayV2httpRequest, deps: &WhatsAppDeps) -> ApiGatewayV2httpResponse {
+    handle_with_report(event, deps).await.0
+}
+
+/// Handles a request and also returns what ingest did, for the local demo and tests.
+pub async fn handle_with_report(
+    event: ApiGatewayV2httpRequest,
+    deps: &WhatsAppDeps,
+) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
+    let started = Instant::now();
+    let request = match WebhookRequest::from_apigw(event) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(provider = "whatsapp", outcome = "bad_request", %error, "request rejected");
+            return (json_response(400, json!({ "error": error.to_string() })), None);
+        }
+    };
+
+    let (answer, report) = match request.method {
+        Method::GET => (handshake(&request, deps), None),
+        Method::POST => notification(&request, deps).await,
+        _ => (json_response(405, json!({ "error": "use GET for the handshake or POST for notifications" })), None),
+    };
+    tracing::info!(
+        provider = "whatsapp",
+        method = %request.method,
+        status = answer.status_code,
+        bytes = request.body.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "request finished"
+    );
+    (answer, report)
+}
+
+fn handshake(request: &WebhookRequest, deps: &WhatsAppDeps) -> ApiGatewayV2httpResponse {
+    let result = deps.verifier.verify_handshake(
+        request.query_param("hub.mode"),
+        request.query_param("hub.verify_token"),
+        request.query_param("hub.challenge"),
+    );
+    match result {
+        Ok(challenge) => {
+            tracing::info!(provider = "whatsapp", outcome = "handshake_accepted", "subscription handshake accepted");
+            response(200, "text/plain", challenge)
+        }
+        Err(reason) => {
+            tracing::warn!(provider = "whatsapp", outcome = "handshake_rejected", %reason, "subscription handshake rejected");
+            response(403, "text/plain", "verification failed")
+        }
+    }
+}
+
+async fn notification(request: &WebhookRequest, deps: &WhatsAppDeps) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
+    let limit = deps.ingest.limits.max_body_bytes;
+    if request.body.len() > limit {
+        tracing::warn!(provider = "whatsapp", outcome = "too_large", bytes = request.body.len(), limit, "body over the limit");
+        return (json_response(413, json!({ "error": format!("body is over the {limit} byte limit") })), None);
+    }
+
+    if let Err(reason) = deps.verifier.verify_signature(request.header("x-hub-signature-256"), &request.body) {
+        tracing::warn!(provider = "whatsapp", outcome = "rejected", %reason, "signature verification failed");
+        return (json_response(401, json!({ "error": "invalid signature" })), None);
+    }
+
+    let received_at = Utc::now();
+    let batch = match normalize(&request.body) {
+        Ok(batch) => batch,
+        Err(error) => NormalizedBatch { events: Vec::new(), problems: vec![error.to_string()] },
+    };
+
+    match ingest(&deps.ingest, Provider::WhatsApp, Some(&request.body), batch, Source::Webhook, received_at).await {
+        Ok(report) => {
+            tracing::info!(
+                provider = "whatsapp", outcome = "accepted",
+                received = report.received, stored = report.stored, duplicates = report.duplicates,
+                resent = report.resent, enqueued = report.enqueued, orphan_statuses = report.orphan_statuses,
+                quarantined = report.quarantined.is_some(), accounts = ?report.accounts,
+                "notification ingested"
+            );
+            (json_response(200, json!({ "status": "ok" })), Some(report))
+        }
+        Err(error) => {
+            tracing::error!(provider = "whatsapp", outcome = "failed", %error, "notification not ingested; Meta will retry");
+            (json_response(500, json!({ "error": "temporary storage failure; retry later" })), None)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Account items (`pk=TENANT#{tenant}`, `sk=ACCOUNT#{account}`) and their route items.
+
+use super::{get_n, get_s, keys, n, s, Item, Store, StoreError};
+use crate::event::rfc3339;
+use crate::ids::{AccountId, ExternalId, Provider, TenantId};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+
+/// What `commsync accounts add` registers.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub tenant_id: TenantId,
+    pub account_id: AccountId,
+    pub provider: Provider,
+    pub external_id: ExternalId,
+}
+
+/// An account item as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub tenant_id: TenantId,
+    pub account_id: AccountId,
+    pub provider: Provider,
+    pub external_id: ExternalId,
+    pub status: String,
+    pub created_at: String,
+    /// New canonical events the webhooks stored for this account.
+    pub webhook_events: u64,
+    /// Webhook requests that carried at least one item for this account.
+    pub webhook_requests: u64,
+    /// Statuses that arrived for a message commsync had not seen.
+    pub orphan_statuses: u64,
+    pub last_webhook_at: Option<String>,
+}
+
+/// The liveness counters one webhook request adds to one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityCounters {
+    pub new_events: u64,
+    pub orphan_statuses: u64,
+}
+
+impl Store {
+    /// Creates the account item and its route item in one transaction.
+    ///
+    /// Registering the same account again is a no-op; a route that belongs to another
+    /// account is rejected, so one tenant can never take over another tenant's number.
+    #[tracing::instrument(skip(self, account), fields(tenant = %account.tenant_id, account = %account.account_id, provider = %account.provider))]
+    pub async fn register_account(&self, account: &NewAccount) -> Result<(), StoreError> {
+        let table = &self.tables.accounts;
+        let now = rfc3339(Utc::now());
+
+        let account_item = Item::from([
+            ("pk".to_string(), s(keys::account_pk(&account.tenant_id))),
+            ("sk".to_string(), s(keys::account_sk(&account.account_id))),
+            ("tenant_id".to_string(), s(account.tenant_id.as_str())),
+            ("account_id".to_string(), s(account.account_id.as_str())),
+            ("provider".to_string(), s(account.provider.as_str())),
+            ("external_id".to_string(), s(account.external_id.as_str())),
+            ("status".to_string(), s("active")),
+            ("created_at".to_string(), s(now.clone())),
+        ]);
+        let route_item = Item::from([
+            ("pk".to_string(), s(keys::route_pk(account.provider, &account.external_id))),
+            ("sk".to_string(), s(keys::ROUTE_SK)),
+            ("provider".to_string(), s(account.provider.as_str())),
+            ("external_id".to_string(), s(account.external_id.as_str())),
+            ("tenant_id".to_string(), s(account.tenant_id.as_str())),
+            ("account_id".to_string(), s(account.account_id.as_str())),
+            ("created_at".to_string(), s(now)),
+        ]);
+
+        if let Some(existing) = self.get_routes(account.provider, std::slice::from_ref(&account.external_id)).await?.remove(&account.external_id) {
+            if existing.tenant_id == account.tenant_id && existing.account_id == account.account_id {
+                return Ok(());
+            }
+            return Err(route_taken(account, &existing));
+        }
+
+        let put_account = Put::builder()
+            .table_name(table)
+            .set_item(Some(account_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table and item are set");
+        let put_route = Put::builder()
+            .table_name(table)
+            .set_item(Some(route_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table and item are set");
+
+        let result = self
+            .dynamodb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_account).build())
+            .transact_items(TransactWriteItem::builder().put(put_route).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // A concurrent registration may have won; report whoever owns the route now.
+                let owner = self.get_routes(account.provider, std::slice::from_ref(&account.external_id)).await?.remove(&account.external_id);
+                match owner {
+                    Some(existing) if existing.tenant_id == account.tenant_id && existing.account_id == account.account_id => Ok(()),
+                    Some(existing) => Err(route_taken(account, &existing)),
+                    None => Err(StoreError::dynamo("TransactWriteItems", table, &error)),
+                }
+            }
+        }
+    }
+
+    /// Reads one account item.
+    pub async fn get_account(&self, tenant_id: &TenantId, account_id: &AccountId) -> Result<AccountRecord, StoreError> {
+        let table = &self.tables.accounts;
+        let output = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("pk", s(keys::account_pk(tenant_id)))
+            .key("sk", s(keys::account_sk(account_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| StoreError::dynamo("GetItem", table, &error))?;
+        let item = output.item.ok_or_else(|| StoreError::AccountNotFound {
+            tenant_id: tenant_id.to_string(),
+            account_id: account_id.to_string(),
+        })?;
+        parse_account(table, &item)
+    }
+
+    /// Lists every account item of every tenant, sorted by tenant and account.
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let table = &self.tables.accounts;
+        let mut accounts = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .filter_expression("begins_with(sk, :account)")
+                .expression_attribute_values(":account", s("ACCOUNT#"))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|error| StoreError::dynamo("Scan", table, &error))?;
+            for item in output.items.unwrap_or_default() {
+                accounts.push(parse_account(table, &item)?);
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                break;
+            }
+        }
+        accounts.sort_by(|a, b| (&a.tenant_id, &a.account_id).cmp(&(&b.tenant_id, &b.account_id)));
+        Ok(accounts)
+    }
+
+    /// Adds one webhook request's counters to the account item: one `UpdateItem` per
+    /// account per request, never in a transaction with event writes.
+    #[tracing::instrument(skip(self, counters), fields(tenant = %tenant_id, account = %account_id))]
+    pub async fn record_webhook_activity(
+        &self,
+        tenant_id: &TenantId,
+        account_id: &AccountId,
+        counters: ActivityCounters,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let table = &self.tables.accounts;
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(table)
+            .key("pk", s(keys::account_pk(tenant_id)))
+            .key("sk", s(keys::account_sk(account_id)))
+            .update_expression(
+                "ADD webhook_events :events, webhook_requests :one, orphan_statuses :orphans \
+                 SET last_webhook_at = :at, last_webhook_epoch = :epoch",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":events", n(counters.new_events))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":orphans", n(counters.orphan_statuses))
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .expression_attribute_values(":epoch", n(at.timestamp()))
+            .send()
+            .await;
+
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                // The route exists but the account item does not (deleted by hand); the events are stored regardless.
+                tracing::warn!(tenant = %tenant_id, account = %account_id, "account item missing; activity counters not recorded");
+                Ok(())
+            }
+            Err(error) => Err(StoreError::dynamo("UpdateItem", table, &error)),
+        }
+    }
+}
+
+fn route_taken(account: &NewAccount, existing: &super::Route) -> StoreError {
+    StoreError::RouteTaken {
+        provider: account.provider.to_string(),
+        external_id: account.external_id.to_string(),
+        tenant_id: existing.tenant_id.to_string(),
+        account_id: existing.account_id.to_string(),
+    }
+}
+
+pub(crate) fn parse_account(table: &str, item: &Item) -> Result<AccountRecord, StoreError> {
+    let malformed = |problem: &str| StoreError::Malformed {
+        table: table.to_string(),
+        key: format!("{}/{}", get_s(item, "pk").unwrap_or("?"), get_s(item, "sk").unwrap_or("?")),
+        problem: problem.to_string(),
+    };
+    let provider: Provider = get_s(item, "provider")
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| malformed("provider missing or unknown"))?;
+    Ok(AccountRecord {
+        tenant_id: get_s(item, "tenant_id")
+            .and_then(|value| TenantId::parse(value).ok())
+            .ok_or_else(|| malformed("tenant_id missing or invalid"))?,
+        account_id: get_s(item, "account_id")
+            .and_then(|value| AccountId::parse(value).ok())
+            .ok_or_else(|| malformed("account_id missing or invalid"))?,
+        provider,
+        external_id: get_s(item, "external_id")
+            .and_then(|value| ExternalId::parse(value).ok())
+            .ok_or_else(|| malformed("external_id missing or invalid"))?,
+        status: get_s(item, "status").unwrap_or("active").to_string(),
+        created_at: get_s(item, "created_at").unwrap_or_default().to_string(),
+        webhook_events: get_n(item, "webhook_events").unwrap_or(0),
+        webhook_requests: get_n(item, "webhook_requests").unwrap_or(0),
+        orphan_statuses: get_n(item, "orphan_statuses").unwrap_or(0),
+        last_webhook_at: get_s(item, "last_webhook_at").map(str::to_string),
+    })
+}
