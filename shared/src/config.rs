@@ -35,10 +35,9 @@ pub trait Env {
     fn number(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
         match self.get(name).filter(|value| !value.is_empty()) {
             None => Ok(default),
-            Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
-                name,
-                problem: format!("{value:?} is not a whole number"),
-            }),
+            Some(value) => value
+                .parse()
+                .map_err(|_| ConfigError::Invalid { name, problem: format!("{value:?} is not a whole number") }),
         }
     }
 }

@@ -80,9 +80,7 @@ pub fn rfc3339_from_unix_seconds(seconds: i64) -> Option<String> {
 
 /// Converts Unix milliseconds to RFC 3339, or `None` when out of range.
 pub fn rfc3339_from_unix_millis(millis: i64) -> Option<String> {
-    Utc.timestamp_millis_opt(millis).single().map(|time| {
-        time.to_rfc3339_opts(SecondsFormat::Millis, true)
-    })
+    Utc.timestamp_millis_opt(millis).single().map(|time| time.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 #[cfg(test)]

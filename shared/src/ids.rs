@@ -28,9 +28,8 @@ fn check_id(kind: &'static str, value: &str, max: usize) -> Result<(), IdError> 
         return Err(IdError::TooLong { kind, max });
     }
     // `#` separates key parts, so it must never appear inside one.
-    if let Some(character) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '+')))
+    if let Some(character) =
+        value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '+')))
     {
         return Err(IdError::InvalidCharacter { kind, character });
     }
@@ -178,10 +177,7 @@ mod tests {
 
     #[test]
     fn tenant_id_rejects_key_separator() {
-        assert_eq!(
-            TenantId::parse("acme#other"),
-            Err(IdError::InvalidCharacter { kind: "tenant id", character: '#' })
-        );
+        assert_eq!(TenantId::parse("acme#other"), Err(IdError::InvalidCharacter { kind: "tenant id", character: '#' }));
     }
 
     #[test]

@@ -131,11 +131,8 @@ fn entry(index: usize, message: &OutgoingMessage) -> SendMessageBatchRequestEntr
         .message_body(&message.body)
         .set_delay_seconds(message.delay_seconds);
     for (name, value) in &message.attributes {
-        let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .expect("data type is set");
+        let attribute =
+            MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set");
         builder = builder.message_attributes(*name, attribute);
     }
     builder.build().expect("id and body are set")

@@ -1,1 +1,201 @@
+//! Test harness: one moto server per test process, fresh tables and queues per test,
+//! and builders for signed webhook events.
+//!
+//! Set `AWS_ENDPOINT_URL` to reuse a running moto server; otherwise the harness starts
+//! one on a free port from the project-local venv (installing it on first use).
 
+use commsync::aws::AwsClients;
+use commsync::event::CanonicalEvent;
+use commsync::ids::{AccountId, ExternalId, Provider, TenantId};
+use commsync::local::{LocalStack, Template};
+use commsync::store::{NewAccount, Store, Tables};
+use hmac::{Hmac, Mac};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// App secret and verify token every test stack's WhatsApp function uses.
+pub const WHATSAPP_SECRET: &str = "test-whatsapp-app-secret";
+pub const WHATSAPP_VERIFY_TOKEN: &str = "test-verify-token";
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Returns the endpoint of the process-wide moto server, starting it on first use.
+pub fn moto_endpoint() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                if !endpoint.is_empty() {
+                    return endpoint;
+                }
+            }
+            start_moto()
+        })
+        .clone()
+}
+
+/// Starts moto from a thread that never exits: the child gets `PR_SET_PDEATHSIG`, which
+/// fires when the spawning thread ends, and test threads end all the time.
+fn start_moto() -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let tools = commsync::local::tools_dir(&project_root());
+        let server = runtime.block_on(commsync::local::MotoServer::start(&tools, 0));
+        match server {
+            Ok(server) => {
+                sender.send(Ok(server.endpoint.clone())).expect("test thread waits");
+                // Keep the server (and this thread, its parent) alive for the whole test process.
+                runtime.block_on(std::future::pending::<()>());
+                drop(server);
+            }
+            Err(error) => sender.send(Err(error.to_string())).expect("test thread waits"),
+        }
+    });
+    match receiver.recv().expect("moto thread answers") {
+        Ok(endpoint) => endpoint,
+        Err(error) => panic!("cannot start moto for the tests: {error}"),
+    }
+}
+
+/// A fresh set of the template's resources on the shared moto server.
+pub struct TestStack {
+    pub stack: LocalStack,
+    pub store: Store,
+    pub clients: AwsClients,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestStack {
+    /// Creates every table, queue and bus of `template.yaml` under a prefix unique to this test.
+    pub async fn new() -> Self {
+        let prefix = format!("t{}x{}-", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let template = Template::load(&project_root().join("template.yaml")).expect("template.yaml parses");
+        let stack = LocalStack::create(template, &moto_endpoint(), &prefix).await.expect("local stack is created");
+        let clients = stack.clients();
+        let store = Store::new(
+            clients.dynamodb.clone(),
+            Tables {
+                accounts: stack.resource("AccountsTable").unwrap().name.clone(),
+                events: stack.resource("EventsTable").unwrap().name.clone(),
+            },
+            Duration::from_secs(86_400),
+        );
+        Self { stack, store, clients }
+    }
+
+    /// The environment the template gives `binary`, with the test secrets.
+    pub fn function_env(&self, binary: &str) -> HashMap<String, String> {
+        let mut env = self.stack.function_env(binary).expect("function is in the template");
+        env.insert("WHATSAPP_APP_SECRET".into(), WHATSAPP_SECRET.into());
+        env.insert("WHATSAPP_VERIFY_TOKEN".into(), WHATSAPP_VERIFY_TOKEN.into());
+        env
+    }
+
+    pub fn whatsapp_deps(&self) -> commsync::providers::whatsapp::WhatsAppDeps {
+        commsync::providers::whatsapp::WhatsAppDeps::new(&self.clients, &self.function_env("webhook-whatsapp"))
+            .expect("whatsapp config is complete")
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        self.stack.resource(logical_id).unwrap().url.clone().unwrap()
+    }
+
+    pub async fn register(&self, tenant: &str, account: &str, provider: Provider, external_id: &str) {
+        self.store
+            .register_account(&NewAccount {
+                tenant_id: TenantId::parse(tenant).unwrap(),
+                account_id: AccountId::parse(account).unwrap(),
+                provider,
+                external_id: ExternalId::for_provider(provider, external_id).unwrap(),
+            })
+            .await
+            .expect("account registers");
+    }
+
+    /// Receives every message waiting in a queue and returns the bodies.
+    pub async fn drain(&self, logical_id: &str) -> Vec<String> {
+        let url = self.queue_url(logical_id);
+        let mut bodies = Vec::new();
+        loop {
+            let output = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .expect("receive works");
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            bodies.extend(messages.into_iter().filter_map(|message| message.body));
+        }
+    }
+
+    /// Receives every canonical event waiting in `EventsQueue`.
+    pub async fn drain_events(&self) -> Vec<CanonicalEvent> {
+        self.drain("EventsQueue")
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).expect("EventsQueue carries canonical events"))
+            .collect()
+    }
+}
+
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// An API Gateway HTTP API event for `POST path` with `headers` and a text body.
+pub fn post_event(path: &str, headers: &[(&str, &str)], body: &[u8]) -> ApiGatewayV2httpRequest {
+    let mut header_map = lambda_http::http::HeaderMap::new();
+    for (name, value) in headers {
+        header_map.insert(
+            lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            lambda_http::http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+        );
+    }
+    let uri: lambda_http::http::Uri = path.parse().unwrap();
+    commsync::local::server::apigw_event(&lambda_http::http::Method::POST, &uri, header_map, body)
+}
+
+/// A WhatsApp POST signed with the test app secret.
+pub fn signed_whatsapp(body: &str) -> ApiGatewayV2httpRequest {
+    let signature = format!("sha256={}", hmac_hex(WHATSAPP_SECRET, body.as_bytes()));
+    post_event(
+        "/webhooks/whatsapp",
+        &[("content-type", "application/json"), ("x-hub-signature-256", &signature)],
+        body.as_bytes(),
+    )
+}
+
+/// A WhatsApp notification body with one `messages` change for `phone_number_id`.
+pub fn whatsapp_body(phone_number_id: &str, messages: &str, statuses: &str) -> String {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550000000","phone_number_id":"{phone_number_id}"}},"messages":[{messages}],"statuses":[{statuses}]}}}}]}}]}}"#
+    )
+}
+
+pub fn text_message(wamid: &str, text: &str) -> String {
+    format!(
+        r#"{{"from":"34600000000","id":"{wamid}","timestamp":"1796300000","type":"text","text":{{"body":"{text}"}}}}"#
+    )
+}
+
+pub fn status(wamid: &str, status: &str, timestamp: u64) -> String {
+    format!(r#"{{"id":"{wamid}","status":"{status}","timestamp":"{timestamp}","recipient_id":"34600000000"}}"#)
+}

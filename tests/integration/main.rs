@@ -1,1 +1,6 @@
+//! Integration tests against moto's server through the real AWS SDK. Each test creates
+//! its own tables and queues from `template.yaml`.
 
+mod demo;
+mod samples;
+mod whatsapp;

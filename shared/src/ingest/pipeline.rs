@@ -75,7 +75,8 @@ pub async fn ingest(
     let mut report = IngestReport { received: batch.events.len(), problems: batch.problems, ..Default::default() };
 
     let pending = unique_by_event_id(batch.events, &mut report);
-    let external_ids: Vec<ExternalId> = pending.iter().map(|event| event.external_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let external_ids: Vec<ExternalId> =
+        pending.iter().map(|event| event.external_id.clone()).collect::<HashSet<_>>().into_iter().collect();
     let routes = deps.routes.resolve(&deps.store, provider, &external_ids).await?;
 
     let (events, statuses) = route_events(provider, pending, &routes, source, received_at, deps.limits, &mut report);
@@ -109,7 +110,8 @@ pub async fn ingest(
     deps.store.mark_enqueued(&to_send).await?;
     report.enqueued = to_send.len();
 
-    let accounts: HashSet<(TenantId, AccountId)> = events.iter().map(|event| (event.tenant_id.clone(), event.account_id.clone())).collect();
+    let accounts: HashSet<(TenantId, AccountId)> =
+        events.iter().map(|event| (event.tenant_id.clone(), event.account_id.clone())).collect();
     for (tenant_id, account_id) in &accounts {
         let key = (tenant_id.clone(), account_id.clone());
         let counters = ActivityCounters {
@@ -188,7 +190,10 @@ fn route_events(
         };
         let size = serde_json::to_vec(&event).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
         if size > limits.max_event_bytes {
-            report.problems.push(format!("event {} is {size} bytes, over the {} byte limit", event.event_id, limits.max_event_bytes));
+            report.problems.push(format!(
+                "event {} is {size} bytes, over the {} byte limit",
+                event.event_id, limits.max_event_bytes
+            ));
             continue;
         }
 

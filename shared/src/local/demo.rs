@@ -38,9 +38,10 @@ pub struct DemoSummary {
 /// Reads `events/accounts.json`.
 pub fn sample_accounts(root: &Path) -> Result<Vec<NewAccount>, LocalError> {
     let path = root.join("events").join("accounts.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| LocalError::Io { what: format!("read {}", path.display()), source })?;
-    let samples: Vec<SampleAccount> =
-        serde_json::from_str(&text).map_err(|error| LocalError::Setup(format!("{} is invalid: {error}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| LocalError::Io { what: format!("read {}", path.display()), source })?;
+    let samples: Vec<SampleAccount> = serde_json::from_str(&text)
+        .map_err(|error| LocalError::Setup(format!("{} is invalid: {error}", path.display())))?;
     samples
         .into_iter()
         .map(|sample| {
@@ -110,16 +111,18 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
     writeln!(out, "\nregistered accounts:").ok();
     for account in &accounts {
         store.register_account(account).await?;
-        writeln!(out, "  {}/{}  {} {}", account.tenant_id, account.account_id, account.provider, account.external_id).ok();
+        writeln!(out, "  {}/{}  {} {}", account.tenant_id, account.account_id, account.provider, account.external_id)
+            .ok();
     }
 
     writeln!(out, "\nreplaying sample webhooks:").ok();
     let mut summary = DemoSummary::default();
     for path in sample_events(root)? {
         let name = path.strip_prefix(root.join("events")).unwrap_or(&path).display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| LocalError::Io { what: format!("read {}", path.display()), source })?;
-        let event: ApiGatewayV2httpRequest =
-            serde_json::from_str(&text).map_err(|error| LocalError::Setup(format!("{name} is not an API Gateway event: {error}")))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| LocalError::Io { what: format!("read {}", path.display()), source })?;
+        let event: ApiGatewayV2httpRequest = serde_json::from_str(&text)
+            .map_err(|error| LocalError::Setup(format!("{name} is not an API Gateway event: {error}")))?;
         let method = event.request_context.http.method.to_string();
         let event_path = event.raw_path.clone().unwrap_or_default();
         let Some((_, _, binary)) = routes.iter().find(|(m, p, _)| *m == method && *p == event_path) else {
@@ -151,7 +154,11 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         writeln!(
             out,
             "  {}/{}: {} events, {} webhook requests, {} orphan statuses",
-            account.tenant_id, account.account_id, events.len(), account.webhook_requests, account.orphan_statuses
+            account.tenant_id,
+            account.account_id,
+            events.len(),
+            account.webhook_requests,
+            account.orphan_statuses
         )
         .ok();
         for message in messages {
@@ -210,7 +217,9 @@ pub async fn queue_depth(stack: &LocalStack, logical_id: &str) -> Result<usize, 
         .map_err(|error| LocalError::aws("GetQueueAttributes", &url, &error))?;
     Ok(output
         .attributes
-        .and_then(|mut attributes| attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|mut attributes| {
+            attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        })
         .and_then(|count| count.parse().ok())
         .unwrap_or(0))
 }

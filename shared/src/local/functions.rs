@@ -63,8 +63,9 @@ impl LocalFunctions {
         let function = self.get(binary)?;
         match function {
             LocalFunction::WhatsApp(_) => {
-                let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json)
-                    .map_err(|error| LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}")))?;
+                let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json).map_err(|error| {
+                    LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}"))
+                })?;
                 let (response, _) = self.invoke_http(binary, event).await?;
                 Ok(serde_json::to_value(response).expect("responses serialize"))
             }

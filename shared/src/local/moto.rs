@@ -24,7 +24,8 @@ pub async fn ensure_installed(tools_dir: &Path) -> Result<PathBuf, LocalError> {
     }
 
     eprintln!("installing moto[server] into {} (first run only)...", venv.display());
-    std::fs::create_dir_all(tools_dir).map_err(|source| LocalError::Io { what: format!("create {}", tools_dir.display()), source })?;
+    std::fs::create_dir_all(tools_dir)
+        .map_err(|source| LocalError::Io { what: format!("create {}", tools_dir.display()), source })?;
     run_quiet(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv").await?;
     run_quiet(
         Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", "moto[server]"]),
@@ -70,7 +71,8 @@ impl MotoServer {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|source| LocalError::Io { what: "start moto_server".to_string(), source })?;
+        let child =
+            command.spawn().map_err(|source| LocalError::Io { what: "start moto_server".to_string(), source })?;
 
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_until_ready(port).await?;
@@ -84,8 +86,10 @@ impl MotoServer {
 }
 
 fn free_port() -> Result<u16, LocalError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| LocalError::Io { what: "find a free port".to_string(), source })?;
-    let port = listener.local_addr().map_err(|source| LocalError::Io { what: "find a free port".to_string(), source })?.port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|source| LocalError::Io { what: "find a free port".to_string(), source })?;
+    let port =
+        listener.local_addr().map_err(|source| LocalError::Io { what: "find a free port".to_string(), source })?.port();
     Ok(port)
 }
 

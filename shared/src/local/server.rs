@@ -29,23 +29,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
     let state = Arc::new(ServerState { functions, routes });
-    let app = axum::Router::new()
-        .fallback(route)
-        .layer(DefaultBodyLimit::max(MAX_LOCAL_BODY_BYTES))
-        .with_state(state);
+    let app = axum::Router::new().fallback(route).layer(DefaultBodyLimit::max(MAX_LOCAL_BODY_BYTES)).with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| LocalError::Io { what: "serve HTTP".to_string(), source })
 }
 
-async fn route(State(state): State<Arc<ServerState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn route(
+    State(state): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
-    let Some((_, _, binary)) = state
-        .routes
-        .iter()
-        .find(|(route_method, route_path, _)| *route_path == path && (route_method == method.as_str() || route_method == "ANY"))
-    else {
+    let Some((_, _, binary)) = state.routes.iter().find(|(route_method, route_path, _)| {
+        *route_path == path && (route_method == method.as_str() || route_method == "ANY")
+    }) else {
         return (StatusCode::NOT_FOUND, format!("no route for {method} {path} in template.yaml\n")).into_response();
     };
 

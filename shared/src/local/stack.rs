@@ -64,7 +64,8 @@ impl LocalStack {
             }
         }
         for (parameter, variable, dev_value) in DEV_PARAMETERS {
-            let value = std::env::var(variable).ok().filter(|value| !value.is_empty()).unwrap_or_else(|| dev_value.to_string());
+            let value =
+                std::env::var(variable).ok().filter(|value| !value.is_empty()).unwrap_or_else(|| dev_value.to_string());
             parameters.insert(parameter.to_string(), value);
         }
 
@@ -76,7 +77,8 @@ impl LocalStack {
         }
 
         // Dead-letter queues first, so a redrive policy can name their ARN.
-        let mut queues: Vec<&ResourceDef> = template.resources.iter().filter(|r| r.resource_type == "AWS::SQS::Queue").collect();
+        let mut queues: Vec<&ResourceDef> =
+            template.resources.iter().filter(|r| r.resource_type == "AWS::SQS::Queue").collect();
         queues.sort_by_key(|queue| queue.properties.get("RedrivePolicy").is_some());
         for resource in queues {
             let name = format!("{prefix}{}", resource.logical_id);
@@ -96,7 +98,14 @@ impl LocalStack {
             physical.insert(resource.logical_id.clone(), Physical { name, url: None, arn });
         }
 
-        Ok(Self { endpoint: endpoint.to_string(), prefix: prefix.to_string(), template, physical, parameters, sdk_config })
+        Ok(Self {
+            endpoint: endpoint.to_string(),
+            prefix: prefix.to_string(),
+            template,
+            physical,
+            parameters,
+            sdk_config,
+        })
     }
 
     pub fn clients(&self) -> AwsClients {
@@ -130,7 +139,8 @@ impl LocalStack {
                 (None, _) => String::new(),
             },
             Expr::Sub(text) => {
-                let mut resolved = text.replace("${AWS::Region}", "us-east-1").replace("${AWS::StackName}", "commsync-local");
+                let mut resolved =
+                    text.replace("${AWS::Region}", "us-east-1").replace("${AWS::StackName}", "commsync-local");
                 for (name, value) in &self.parameters {
                     resolved = resolved.replace(&format!("${{{name}}}"), value);
                 }
@@ -149,7 +159,11 @@ impl LocalStack {
     }
 }
 
-async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, resource: &ResourceDef) -> Result<(), LocalError> {
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    resource: &ResourceDef,
+) -> Result<(), LocalError> {
     let properties = &resource.properties;
     let mut request = dynamodb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
 
@@ -244,10 +258,7 @@ async fn create_queue(
         .send()
         .await
         .map_err(|error| LocalError::aws("GetQueueAttributes", name, &error))?;
-    let arn = attributes
-        .attributes
-        .and_then(|mut map| map.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_default();
+    let arn = attributes.attributes.and_then(|mut map| map.remove(&QueueAttributeName::QueueArn)).unwrap_or_default();
     Ok(Physical { name: name.to_string(), url: Some(url), arn })
 }
 

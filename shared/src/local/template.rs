@@ -56,7 +56,8 @@ pub struct Template {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text)
     }
 
@@ -66,7 +67,8 @@ impl Template {
         let mut parameters = BTreeMap::new();
         if let Some(params) = root.get("Parameters").and_then(Value::as_mapping) {
             for (name, definition) in params {
-                let name = name.as_str().ok_or_else(|| TemplateError::Invalid("parameter name is not a string".into()))?;
+                let name =
+                    name.as_str().ok_or_else(|| TemplateError::Invalid("parameter name is not a string".into()))?;
                 parameters.insert(name.to_string(), definition.get("Default").map(scalar_text));
             }
         }
@@ -132,12 +134,14 @@ fn parse_function(
             let event_properties = event.get("Properties");
             match event.get("Type").and_then(Value::as_str) {
                 Some("HttpApi") => {
-                    let method = event_properties.and_then(|p| p.get("Method")).and_then(Value::as_str).unwrap_or("ANY");
+                    let method =
+                        event_properties.and_then(|p| p.get("Method")).and_then(Value::as_str).unwrap_or("ANY");
                     let path = event_properties.and_then(|p| p.get("Path")).and_then(Value::as_str).unwrap_or("/");
                     routes.push((method.to_ascii_uppercase(), path.to_string()));
                 }
                 Some("SQS") => {
-                    if let Some(Expr::GetAtt(queue, _)) = event_properties.and_then(|p| p.get("Queue")).map(parse_expr) {
+                    if let Some(Expr::GetAtt(queue, _)) = event_properties.and_then(|p| p.get("Queue")).map(parse_expr)
+                    {
                         sqs_sources.push(queue);
                     }
                 }
@@ -152,10 +156,7 @@ fn parse_variables(variables: &Value) -> Result<BTreeMap<String, Expr>, Template
     let mapping = variables
         .as_mapping()
         .ok_or_else(|| TemplateError::Invalid("Environment.Variables is not a mapping".into()))?;
-    Ok(mapping
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str()?.to_string(), parse_expr(value))))
-        .collect())
+    Ok(mapping.iter().filter_map(|(name, value)| Some((name.as_str()?.to_string(), parse_expr(value)))).collect())
 }
 
 /// Reads a scalar or one of the intrinsics `!Ref`, `!GetAtt`, `!Sub` (short or long form).
@@ -175,7 +176,9 @@ pub fn parse_expr(value: &Value) -> Expr {
             match key.as_str() {
                 Some("Ref") => Expr::Ref(scalar_text(inner)),
                 Some("Fn::GetAtt") => match inner {
-                    Value::Sequence(parts) if parts.len() == 2 => Expr::GetAtt(scalar_text(&parts[0]), scalar_text(&parts[1])),
+                    Value::Sequence(parts) if parts.len() == 2 => {
+                        Expr::GetAtt(scalar_text(&parts[0]), scalar_text(&parts[1]))
+                    }
                     other => split_get_att(&scalar_text(other)),
                 },
                 Some("Fn::Sub") => Expr::Sub(scalar_text(inner)),

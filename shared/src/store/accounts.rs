@@ -6,7 +6,7 @@ use crate::ids::{AccountId, ExternalId, Provider, TenantId};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-/// What `commsync accounts add` registers.
+/// An account to register, as `commsync accounts add` takes it.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub tenant_id: TenantId,
@@ -70,7 +70,11 @@ impl Store {
             ("created_at".to_string(), s(now)),
         ]);
 
-        if let Some(existing) = self.get_routes(account.provider, std::slice::from_ref(&account.external_id)).await?.remove(&account.external_id) {
+        if let Some(existing) = self
+            .get_routes(account.provider, std::slice::from_ref(&account.external_id))
+            .await?
+            .remove(&account.external_id)
+        {
             if existing.tenant_id == account.tenant_id && existing.account_id == account.account_id {
                 return Ok(());
             }
@@ -101,9 +105,16 @@ impl Store {
             Ok(_) => Ok(()),
             Err(error) => {
                 // A concurrent registration may have won; report whoever owns the route now.
-                let owner = self.get_routes(account.provider, std::slice::from_ref(&account.external_id)).await?.remove(&account.external_id);
+                let owner = self
+                    .get_routes(account.provider, std::slice::from_ref(&account.external_id))
+                    .await?
+                    .remove(&account.external_id);
                 match owner {
-                    Some(existing) if existing.tenant_id == account.tenant_id && existing.account_id == account.account_id => Ok(()),
+                    Some(existing)
+                        if existing.tenant_id == account.tenant_id && existing.account_id == account.account_id =>
+                    {
+                        Ok(())
+                    }
                     Some(existing) => Err(route_taken(account, &existing)),
                     None => Err(StoreError::dynamo("TransactWriteItems", table, &error)),
                 }

@@ -13,12 +13,12 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem, Update}
 use chrono::Utc;
 use std::collections::HashMap;
 
-/// What a conditional write found.
+/// Result of a conditional event write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The event was not stored before; this request stored it.
     New,
-    /// The event was already stored. `enqueued` tells whether a request sent it to `EventsQueue`.
+    /// The event was already stored. `enqueued` is set when a request sent it to `EventsQueue`.
     Duplicate { enqueued: bool },
 }
 
@@ -95,13 +95,19 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
             Err(error) => Err(StoreError::dynamo("PutItem", table, &error)),
         }
     }
 
     /// Writes the events at `indices` in one transaction; returns the indices that already existed.
-    async fn put_events_in_transaction(&self, events: &[CanonicalEvent], indices: &[usize]) -> Result<Vec<usize>, StoreError> {
+    async fn put_events_in_transaction(
+        &self,
+        events: &[CanonicalEvent],
+        indices: &[usize],
+    ) -> Result<Vec<usize>, StoreError> {
         let table = &self.tables.events;
         let mut pending: Vec<usize> = indices.to_vec();
         let mut duplicates = Vec::new();
@@ -125,7 +131,8 @@ impl Store {
                 Ok(_) => return Ok(duplicates),
                 Err(error) => error,
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
                 return Err(StoreError::dynamo("TransactWriteItems", table, &error));
             };
 
@@ -188,7 +195,11 @@ impl Store {
                     .await
                     .map_err(|error| StoreError::dynamo("BatchGetItem", table, &error))?;
                 for item in output.responses.unwrap_or_default().remove(table).unwrap_or_default() {
-                    let key = format!("{}|{}", get_s(&item, "pk").unwrap_or_default(), get_s(&item, "sk").unwrap_or_default());
+                    let key = format!(
+                        "{}|{}",
+                        get_s(&item, "pk").unwrap_or_default(),
+                        get_s(&item, "sk").unwrap_or_default()
+                    );
                     enqueued.insert(key, item.contains_key("enqueued_at"));
                 }
                 request_keys = output
@@ -237,7 +248,9 @@ impl Store {
                 .await;
             return match result {
                 Ok(_) => Ok(()),
-                Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    Ok(())
+                }
                 Err(error) => Err(StoreError::dynamo("UpdateItem", table, &error)),
             };
         }
@@ -256,7 +269,8 @@ impl Store {
                         .expect("table, key and expression are set");
                     TransactWriteItem::builder().update(update).build()
                 });
-                let result = self.dynamodb.transact_write_items().set_transact_items(Some(items.collect())).send().await;
+                let result =
+                    self.dynamodb.transact_write_items().set_transact_items(Some(items.collect())).send().await;
                 match result {
                     Ok(_) => break,
                     Err(error) => {
@@ -277,11 +291,13 @@ impl Store {
     }
 
     /// Lists the canonical events stored for one account, oldest id first.
-    pub async fn list_events(&self, tenant_id: &TenantId, account_id: &AccountId) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn list_events(
+        &self,
+        tenant_id: &TenantId,
+        account_id: &AccountId,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let table = &self.tables.events;
-        let items = self
-            .query_partition(&keys::account_partition(tenant_id, account_id), "EVENT#")
-            .await?;
+        let items = self.query_partition(&keys::account_partition(tenant_id, account_id), "EVENT#").await?;
         items
             .iter()
             .map(|item| {
@@ -329,7 +345,9 @@ fn transaction_chunks(events: &[CanonicalEvent]) -> Vec<Vec<usize>> {
     let mut current_bytes = 0;
     for (index, event) in events.iter().enumerate() {
         let size = event.data.to_string().len() + 512;
-        if !current.is_empty() && (current.len() == MAX_TRANSACTION_ITEMS || current_bytes + size > MAX_TRANSACTION_BYTES) {
+        if !current.is_empty()
+            && (current.len() == MAX_TRANSACTION_ITEMS || current_bytes + size > MAX_TRANSACTION_BYTES)
+        {
             chunks.push(std::mem::take(&mut current));
             current_bytes = 0;
         }

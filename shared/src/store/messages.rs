@@ -5,7 +5,7 @@ use crate::ids::{AccountId, Provider, TenantId};
 use crate::ingest::StatusUpdate;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-/// What applying one status did to the message item.
+/// Effect of one status on the message item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusOutcome {
     /// The message was unknown; the item was created. `orphan` when the first status
@@ -77,10 +77,12 @@ impl Store {
     }
 
     /// Lists the message status items of one account.
-    pub async fn list_messages(&self, tenant_id: &TenantId, account_id: &AccountId) -> Result<Vec<MessageRecord>, StoreError> {
-        let items = self
-            .query_partition(&keys::account_partition(tenant_id, account_id), "MESSAGE#")
-            .await?;
+    pub async fn list_messages(
+        &self,
+        tenant_id: &TenantId,
+        account_id: &AccountId,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let items = self.query_partition(&keys::account_partition(tenant_id, account_id), "MESSAGE#").await?;
         Ok(items
             .iter()
             .map(|item| MessageRecord {

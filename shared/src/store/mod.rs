@@ -44,10 +44,8 @@ impl StoreError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let code = error.code().unwrap_or_default();
-        let throttled = matches!(
-            code,
-            "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
-        );
+        let throttled =
+            matches!(code, "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded");
         StoreError::Dynamo {
             operation,
             table: table.to_string(),

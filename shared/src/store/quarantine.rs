@@ -98,14 +98,13 @@ impl Store {
         let table = &self.tables.events;
         let items = self.query_partition(&keys::quarantine_pk(provider), &format!("BODY#{digest}")).await?;
         let head_sk = format!("BODY#{digest}");
-        let head = items
-            .iter()
-            .find(|item| get_s(item, "sk") == Some(head_sk.as_str()))
-            .ok_or_else(|| StoreError::Malformed {
+        let head = items.iter().find(|item| get_s(item, "sk") == Some(head_sk.as_str())).ok_or_else(|| {
+            StoreError::Malformed {
                 table: table.clone(),
                 key: head_sk.clone(),
                 problem: "no quarantined body with this digest; list them with `commsync quarantine list`".to_string(),
-            })?;
+            }
+        })?;
         let part_count: usize = get_n(head, "parts").unwrap_or(1);
 
         let mut body = Vec::new();

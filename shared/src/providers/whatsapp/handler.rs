@@ -16,7 +16,7 @@ use lambda_http::http::Method;
 use serde_json::json;
 use std::time::Instant;
 
-/// What the handler needs, built once per container.
+/// Dependencies of the handler, built once per container.
 #[derive(Debug)]
 pub struct WhatsAppDeps {
     pub ingest: IngestDeps,
@@ -93,10 +93,19 @@ fn handshake(request: &WebhookRequest, deps: &WhatsAppDeps) -> ApiGatewayV2httpR
     }
 }
 
-async fn notification(request: &WebhookRequest, deps: &WhatsAppDeps) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
+async fn notification(
+    request: &WebhookRequest,
+    deps: &WhatsAppDeps,
+) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
     let limit = deps.ingest.limits.max_body_bytes;
     if request.body.len() > limit {
-        tracing::warn!(provider = "whatsapp", outcome = "too_large", bytes = request.body.len(), limit, "body over the limit");
+        tracing::warn!(
+            provider = "whatsapp",
+            outcome = "too_large",
+            bytes = request.body.len(),
+            limit,
+            "body over the limit"
+        );
         return (json_response(413, json!({ "error": format!("body is over the {limit} byte limit") })), None);
     }
 
@@ -111,7 +120,10 @@ async fn notification(request: &WebhookRequest, deps: &WhatsAppDeps) -> (ApiGate
         Err(error) => NormalizedBatch { events: Vec::new(), problems: vec![error.to_string()] },
     };
 
-    match ingest(&deps.ingest, Provider::WhatsApp, Some(&request.body), batch, Source::Webhook, received_at).await {
+    // Boxed: the ingest future is deep, and inlining it overflows the layout query depth of the binary.
+    let ingested =
+        Box::pin(ingest(&deps.ingest, Provider::WhatsApp, Some(&request.body), batch, Source::Webhook, received_at));
+    match ingested.await {
         Ok(report) => {
             tracing::info!(
                 provider = "whatsapp", outcome = "accepted",
@@ -126,5 +138,125 @@ async fn notification(request: &WebhookRequest, deps: &WhatsAppDeps) -> (ApiGate
             tracing::error!(provider = "whatsapp", outcome = "failed", %error, "notification not ingested; Meta will retry");
             (json_response(500, json!({ "error": "temporary storage failure; retry later" })), None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The answers that need no AWS call: every rejection happens before storage is touched,
+    //! so these deps point at a closed port and any AWS call would fail the test.
+
+    use super::*;
+    use crate::http::body_text;
+    use crate::providers::whatsapp::verify::sign;
+    use crate::secret::Secret;
+    use lambda_http::http::{HeaderMap, HeaderValue};
+    use std::collections::HashMap;
+
+    const SECRET: &str = "unit-secret";
+
+    fn deps() -> WhatsAppDeps {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let env: HashMap<String, String> = [
+            ("ACCOUNTS_TABLE", "accounts"),
+            ("EVENTS_TABLE", "events"),
+            ("EVENTS_QUEUE_URL", "http://127.0.0.1:9/queue"),
+            ("WHATSAPP_APP_SECRET", SECRET),
+            ("WHATSAPP_VERIFY_TOKEN", "token"),
+            ("MAX_BODY_BYTES", "1024"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+        WhatsAppDeps::new(&AwsClients::new(&config), &env).unwrap()
+    }
+
+    fn request(
+        method: Method,
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+        base64: bool,
+    ) -> ApiGatewayV2httpRequest {
+        let mut event = ApiGatewayV2httpRequest::default();
+        event.raw_path = Some("/webhooks/whatsapp".into());
+        event.raw_query_string = Some(query.into());
+        event.request_context.http.method = method;
+        let mut header_map = HeaderMap::new();
+        for (name, value) in headers {
+            header_map.insert(
+                lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        event.headers = header_map;
+        event.body = body.map(str::to_string);
+        event.is_base64_encoded = base64;
+        event
+    }
+
+    #[tokio::test]
+    async fn answer_handshake_echoes_challenge() {
+        let query = "hub.mode=subscribe&hub.verify_token=token&hub.challenge=8812";
+        let answer = handle(request(Method::GET, query, &[], None, false), &deps()).await;
+        assert_eq!(answer.status_code, 200);
+        assert_eq!(body_text(&answer), "8812");
+        assert_eq!(answer.headers.get("content-type").unwrap(), "text/plain");
+    }
+
+    #[tokio::test]
+    async fn answer_handshake_wrong_token_is_403() {
+        let query = "hub.mode=subscribe&hub.verify_token=nope&hub.challenge=8812";
+        let answer = handle(request(Method::GET, query, &[], None, false), &deps()).await;
+        assert_eq!(answer.status_code, 403);
+        assert!(!body_text(&answer).contains("8812"));
+    }
+
+    #[tokio::test]
+    async fn answer_missing_signature_is_401() {
+        let answer = handle(request(Method::POST, "", &[], Some("{}"), false), &deps()).await;
+        assert_eq!(answer.status_code, 401);
+    }
+
+    #[tokio::test]
+    async fn answer_wrong_signature_is_401() {
+        let signature = sign(&Secret::new("other"), b"{}");
+        let headers = [("X-Hub-Signature-256", signature.as_str())];
+        let answer = handle(request(Method::POST, "", &headers, Some("{}"), false), &deps()).await;
+        assert_eq!(answer.status_code, 401);
+    }
+
+    #[tokio::test]
+    async fn answer_body_over_limit_is_413() {
+        let body = "x".repeat(1025);
+        let signature = sign(&Secret::new(SECRET), body.as_bytes());
+        let headers = [("x-hub-signature-256", signature.as_str())];
+        let answer = handle(request(Method::POST, "", &headers, Some(&body), false), &deps()).await;
+        assert_eq!(answer.status_code, 413);
+    }
+
+    #[tokio::test]
+    async fn answer_invalid_base64_is_400() {
+        let answer = handle(request(Method::POST, "", &[], Some("%%%"), true), &deps()).await;
+        assert_eq!(answer.status_code, 400);
+    }
+
+    #[tokio::test]
+    async fn answer_other_method_is_405() {
+        let answer = handle(request(Method::PUT, "", &[], None, false), &deps()).await;
+        assert_eq!(answer.status_code, 405);
+    }
+
+    #[tokio::test]
+    async fn answer_base64_body_is_verified_after_decoding() {
+        // A signature over the base64 text must fail: only the decoded bytes are signed.
+        let signature = sign(&Secret::new(SECRET), b"e30=");
+        let headers = [("x-hub-signature-256", signature.as_str())];
+        let answer = handle(request(Method::POST, "", &headers, Some("e30="), true), &deps()).await;
+        assert_eq!(answer.status_code, 401);
     }
 }

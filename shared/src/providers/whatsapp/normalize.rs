@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// Why a verified body could not be read as a WhatsApp notification at all.
+/// Failure to read a verified body as a WhatsApp notification at all.
 #[derive(Debug, Error)]
 pub enum EnvelopeError {
     #[error("body is not a JSON notification: {0}")]
@@ -35,9 +35,7 @@ pub fn normalize(body: &[u8]) -> Result<NormalizedBatch, EnvelopeError> {
     for entry in &notification.entry {
         for (index, change) in entry.changes.iter().enumerate() {
             if let Err(problem) = normalize_change(&entry.id, change, &mut batch) {
-                batch
-                    .problems
-                    .push(format!("entry {} change {index} ({}): {problem}", entry.id, change.field));
+                batch.problems.push(format!("entry {} change {index} ({}): {problem}", entry.id, change.field));
             }
         }
     }
@@ -191,7 +189,9 @@ fn normalize_other_field(waba_id: &str, change: &Change, batch: &mut NormalizedB
 
 fn checked_id<'a>(name: &str, value: &'a str) -> Result<&'a str, String> {
     if value.is_empty() || value.len() > MAX_PROVIDER_ID_BYTES || value.contains(|c: char| c.is_control() || c == ':') {
-        return Err(format!("{name} is empty, longer than {MAX_PROVIDER_ID_BYTES} bytes, or contains ':' or control characters"));
+        return Err(format!(
+            "{name} is empty, longer than {MAX_PROVIDER_ID_BYTES} bytes, or contains ':' or control characters"
+        ));
     }
     Ok(value)
 }
@@ -207,7 +207,8 @@ mod tests {
     use super::*;
 
     fn body(changes: &str) -> Vec<u8> {
-        format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA1","changes":[{changes}]}}]}}"#).into_bytes()
+        format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA1","changes":[{changes}]}}]}}"#)
+            .into_bytes()
     }
 
     const MESSAGE_CHANGE: &str = r#"{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"PN1"},"contacts":[{"wa_id":"4915100","profile":{"name":"Zo\u00eb"}}],"messages":[{"from":"4915100","id":"wamid.A","timestamp":"1700000000","type":"text","text":{"body":"hi"}}]}}"#;

@@ -98,10 +98,9 @@ fn unix_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Er
 
     match Seconds::deserialize(deserializer)? {
         Seconds::Number(seconds) => Ok(seconds),
-        Seconds::Text(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("timestamp {text:?} is not Unix seconds"))),
+        Seconds::Text(text) => {
+            text.trim().parse().map_err(|_| serde::de::Error::custom(format!("timestamp {text:?} is not Unix seconds")))
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Why a POST signature was rejected.
+/// Reason a POST signature was rejected.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SignatureError {
     #[error("X-Hub-Signature-256 header is missing")]
@@ -22,7 +22,7 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Why a GET subscription handshake was rejected.
+/// Reason a GET subscription handshake was rejected.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum HandshakeError {
     #[error("hub.mode is missing or is not \"subscribe\"")]
@@ -75,10 +75,7 @@ impl WhatsAppVerifier {
     /// tried; the request passes when one of them matches under one app secret.
     pub fn verify_signature(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
         let header = header.ok_or(SignatureError::MissingHeader)?;
-        let signatures = header
-            .split(|byte| *byte == b',')
-            .map(HubSignature::parse)
-            .collect::<Result<Vec<_>, _>>()?;
+        let signatures = header.split(|byte| *byte == b',').map(HubSignature::parse).collect::<Result<Vec<_>, _>>()?;
 
         for secret in &self.app_secrets {
             for signature in &signatures {
@@ -117,8 +114,8 @@ impl WhatsAppVerifier {
 
 /// Computes the `X-Hub-Signature-256` header value Meta would send for `body`.
 pub fn sign(app_secret: &Secret, body: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(app_secret.expose().as_bytes())
-        .expect("HMAC-SHA256 accepts keys of any length");
+    let mut mac =
+        HmacSha256::new_from_slice(app_secret.expose().as_bytes()).expect("HMAC-SHA256 accepts keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -149,10 +146,7 @@ mod tests {
         let reserialized = serde_json::to_vec(&value).unwrap();
 
         assert_ne!(reserialized, ESCAPED_BODY);
-        assert_eq!(
-            verifier().verify_signature(Some(header.as_bytes()), &reserialized),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verifier().verify_signature(Some(header.as_bytes()), &reserialized), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -196,19 +190,13 @@ mod tests {
     #[test]
     fn signature_wrong_secret_rejected() {
         let header = sign(&Secret::new("another-secret"), b"{}");
-        assert_eq!(
-            verifier().verify_signature(Some(header.as_bytes()), b"{}"),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verifier().verify_signature(Some(header.as_bytes()), b"{}"), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn signature_previous_secret_accepted_during_rotation() {
-        let rotating = WhatsAppVerifier::new(
-            Secret::new("new-secret"),
-            Some(Secret::new(SECRET)),
-            Secret::new("verify-me"),
-        );
+        let rotating =
+            WhatsAppVerifier::new(Secret::new("new-secret"), Some(Secret::new(SECRET)), Secret::new("verify-me"));
         let header = sign(&Secret::new(SECRET), b"{}");
         assert_eq!(rotating.verify_signature(Some(header.as_bytes()), b"{}"), Ok(()));
     }
@@ -238,6 +226,9 @@ mod tests {
         let v = verifier();
         assert_eq!(v.verify_handshake(None, Some("verify-me"), Some("1")), Err(HandshakeError::WrongMode));
         assert_eq!(v.verify_handshake(Some("subscribe"), None, Some("1")), Err(HandshakeError::MissingToken));
-        assert_eq!(v.verify_handshake(Some("subscribe"), Some("verify-me"), None), Err(HandshakeError::MissingChallenge));
+        assert_eq!(
+            v.verify_handshake(Some("subscribe"), Some("verify-me"), None),
+            Err(HandshakeError::MissingChallenge)
+        );
     }
 }
