@@ -9,8 +9,10 @@ use commsync::store::NewAccount;
 pub enum AccountsCommand {
     /// Register an account and route its provider id to it.
     Add {
+        /// Tenant that owns the account (letters, digits and - _ . @ : +).
         #[arg(long)]
         tenant: TenantId,
+        /// Account id within the tenant (letters, digits and - _ . @ : +).
         #[arg(long)]
         account: AccountId,
         /// whatsapp, gmail or linkedin.

@@ -8,8 +8,10 @@ use std::collections::HashMap;
 pub enum EventsCommand {
     /// List an account's canonical events, each message with its current status.
     List {
+        /// Tenant that owns the account.
         #[arg(long)]
         tenant: TenantId,
+        /// Account id within the tenant.
         #[arg(long)]
         account: AccountId,
         /// Print JSON instead of a table.
@@ -24,7 +26,8 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::List { tenant, account, json, tables } = command;
     let store = tables.store().await;
     store.get_account(&tenant, &account).await?;
-    let events = store.list_events(&tenant, &account).await?;
+    let mut events = store.list_events(&tenant, &account).await?;
+    events.sort_by(|a, b| (&a.event.occurred_at, &a.event.event_id).cmp(&(&b.event.occurred_at, &b.event.event_id)));
     let statuses: HashMap<String, String> = store
         .list_messages(&tenant, &account)
         .await?
@@ -56,16 +59,16 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
         println!("no events stored for {tenant}/{account}");
         return Ok(());
     }
-    println!("{:<21} {:<17} {:<9} {:<60} {:<10}", "OCCURRED AT", "KIND", "SOURCE", "EVENT ID", "STATUS NOW");
+    println!("{:<24} {:<17} {:<9} {:<10} EVENT ID", "OCCURRED AT", "KIND", "SOURCE", "STATUS NOW");
     for stored in &events {
         let event = &stored.event;
         println!(
-            "{:<21} {:<17} {:<9} {:<60} {:<10}",
+            "{:<24} {:<17} {:<9} {:<10} {}",
             event.occurred_at,
             event.kind.as_str(),
             format!("{:?}", event.source).to_lowercase(),
+            current_status(event).unwrap_or_else(|| "-".to_string()),
             event.event_id.as_str(),
-            current_status(event).unwrap_or_else(|| "-".to_string())
         );
     }
     Ok(())

@@ -2,10 +2,12 @@
 
 use anyhow::{bail, Context};
 use base64::Engine;
+use commsync::local::stack::dev_value;
 use commsync::local::{
-    demo, project_root, server, state_file, tools_dir, LocalFunctions, LocalStack, MotoServer, Template,
+    demo, dev_keys, project_root, server, state_file, tools_dir, LocalFunctions, LocalStack, MotoServer, Template,
 };
 use commsync::secret::Secret;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -23,8 +25,8 @@ pub enum LocalCommand {
     /// Start a local stack, register the sample accounts, replay every sample webhook and
     /// print what was stored, deduplicated, quarantined and enqueued.
     Demo,
-    /// Recompute the signature header of sample events after editing their body, using
-    /// the development secrets (or WHATSAPP_APP_SECRET when set).
+    /// Recompute the signature or push token of sample events after editing them, using the
+    /// development secrets (or WHATSAPP_APP_SECRET, LINKEDIN_CLIENT_SECRET, ... when set).
     Sign {
         /// Event files to re-sign in place.
         #[arg(required = true)]
@@ -77,7 +79,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             (Some(moto), endpoint)
         }
     };
-    let stack = LocalStack::create(template, &endpoint, "").await?;
+    let mut stack = LocalStack::create(template, &endpoint, "").await?;
+    let jwks_url = dev_keys::serve_dev_jwks().await?;
+    stack.use_jwks_url(&jwks_url);
     let functions = LocalFunctions::build(&stack)?;
     let routes = LocalFunctions::http_routes(&stack);
 
@@ -90,6 +94,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("commsync local stack is up");
     println!("  AWS endpoint (moto): {endpoint}");
+    println!("  development JWKS for Gmail push tokens: {jwks_url}");
     for (logical_id, resource) in &stack.physical {
         println!("  {logical_id:<16} {}", resource.url.as_deref().unwrap_or(&resource.name));
     }
@@ -134,20 +139,24 @@ async fn invoke(function: &str, event_path: &PathBuf) -> anyhow::Result<()> {
         .function_by_binary(function)
         .map(|definition| definition.binary.clone())
         .with_context(|| format!("template.yaml has no function {function:?}"))?;
-    let stack = LocalStack::create(template, &endpoint, "").await?;
+    let mut event: ApiGatewayV2httpRequest = serde_json::from_str(&event)
+        .with_context(|| format!("{} is not an API Gateway HTTP API (2.0) event", event_path.display()))?;
+    if demo::refresh_dev_tokens(&mut event) {
+        eprintln!(
+            "note: the development push token in {} was re-minted, because such tokens expire after an hour",
+            event_path.display()
+        );
+    }
+
+    let mut stack = LocalStack::create(template, &endpoint, "").await?;
+    stack.use_jwks_url(&dev_keys::serve_dev_jwks().await?);
     let functions = LocalFunctions::build(&stack)?;
-    let response = functions.invoke_json(&binary, &event).await?;
+    let (response, _) = functions.invoke_http(&binary, event).await?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())
 }
 
 fn sign(events: &[PathBuf]) -> anyhow::Result<()> {
-    let secret = std::env::var("WHATSAPP_APP_SECRET")
-        .ok()
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| commsync::local::stack::DEV_PARAMETERS[0].2.to_string());
-    let secret = Secret::new(secret);
-
     for path in events {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let event: serde_json::Value =
@@ -158,16 +167,35 @@ fn sign(events: &[PathBuf]) -> anyhow::Result<()> {
         } else {
             body.as_bytes().to_vec()
         };
-        let old = event
-            .get("headers")
-            .and_then(|headers| headers.as_object())
-            .and_then(|headers| headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("x-hub-signature-256")))
-            .and_then(|(_, value)| value.as_str())
-            .with_context(|| {
-                format!("{} has no x-hub-signature-256 header to update; add one first", path.display())
-            })?;
-        let new = commsync::providers::whatsapp::verify::sign(&secret, &body);
-        std::fs::write(path, text.replace(old, &new))?;
+        let header = |wanted: &str| {
+            event
+                .get("headers")
+                .and_then(|headers| headers.as_object())
+                .and_then(|headers| headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(wanted)))
+                .and_then(|(_, value)| value.as_str())
+                .map(str::to_string)
+        };
+
+        let (old, new) = if let Some(old) = header("x-hub-signature-256") {
+            let secret = Secret::new(dev_value("WhatsAppAppSecret"));
+            (old, commsync::providers::whatsapp::verify::sign(&secret, &body))
+        } else if let Some(old) = header("x-li-signature") {
+            let secret = Secret::new(dev_value("LinkedInClientSecret"));
+            let digest = commsync::providers::linkedin::verify::sign(&secret, &body);
+            // LinkedIn accepts the header with or without the prefix; keep the form the file has.
+            let prefixed = old.get(..11).is_some_and(|prefix| prefix.eq_ignore_ascii_case("hmacsha256="));
+            (old, if prefixed { format!("hmacsha256={digest}") } else { digest })
+        } else if let Some(old) = header("authorization") {
+            let token =
+                dev_keys::mint_push_token(&dev_value("GmailPushAudience"), &dev_value("GmailPushServiceAccount"));
+            (old, format!("Bearer {token}"))
+        } else {
+            bail!(
+                "{} has no x-hub-signature-256, x-li-signature or authorization header to update; add one first",
+                path.display()
+            );
+        };
+        std::fs::write(path, text.replace(&old, &new))?;
         println!("signed {}", path.display());
     }
     Ok(())

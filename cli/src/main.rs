@@ -37,7 +37,8 @@ async fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("COMMSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours).init();
 
     let result = match cli.command {
         Command::Local(command) => local::run(command).await,
@@ -47,7 +48,11 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            let message = format!("{error:#}");
+            eprintln!("error: {message}");
+            if message.contains("credential") || message.contains("dispatch failure") {
+                eprintln!("hint: for the local stack, export AWS_ENDPOINT_URL as `commsync local up` prints it");
+            }
             ExitCode::FAILURE
         }
     }

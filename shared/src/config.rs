@@ -107,6 +107,62 @@ impl WhatsAppConfig {
     }
 }
 
+/// Google's JWKS for the OIDC tokens Pub/Sub push attaches.
+pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+
+/// Gmail push settings: `GMAIL_PUSH_AUDIENCE`, `GMAIL_PUSH_SERVICE_ACCOUNT`,
+/// `GMAIL_JWKS_URL` (Google's by default), `SYNC_QUEUE_URL`, `RECOVERY_LEASE_SECONDS`.
+#[derive(Debug, Clone)]
+pub struct GmailConfig {
+    /// The exact `aud` of push tokens: the audience set on the push subscription.
+    pub audience: Secret,
+    /// The service account whose `email` push tokens must carry.
+    pub service_account: Secret,
+    pub jwks_url: String,
+    pub sync_queue_url: String,
+    /// How long a sent recovery job blocks another one for the same account (default 900 s).
+    pub recovery_lease: Duration,
+}
+
+impl GmailConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            audience: env.secret("GMAIL_PUSH_AUDIENCE")?,
+            service_account: env.secret("GMAIL_PUSH_SERVICE_ACCOUNT")?,
+            jwks_url: env
+                .get("GMAIL_JWKS_URL")
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| GOOGLE_JWKS_URL.to_string()),
+            sync_queue_url: env.required("SYNC_QUEUE_URL")?,
+            recovery_lease: Duration::from_secs(env.number("RECOVERY_LEASE_SECONDS", 900)?),
+        })
+    }
+}
+
+/// LinkedIn secrets: `LINKEDIN_CLIENT_SECRET`, and `LINKEDIN_APP_SECRETS` as
+/// `applicationId=secret,applicationId=secret` when several apps share the endpoint.
+#[derive(Debug, Clone)]
+pub struct LinkedInConfig {
+    pub client_secret: Secret,
+    pub app_secrets: Vec<(String, Secret)>,
+}
+
+impl LinkedInConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let mut app_secrets = Vec::new();
+        for pair in
+            env.get("LINKEDIN_APP_SECRETS").unwrap_or_default().split(',').filter(|pair| !pair.trim().is_empty())
+        {
+            let (application_id, secret) = pair.split_once('=').ok_or(ConfigError::Invalid {
+                name: "LINKEDIN_APP_SECRETS",
+                problem: "expected applicationId=secret pairs separated by commas".to_string(),
+            })?;
+            app_secrets.push((application_id.trim().to_string(), Secret::new(secret.trim())));
+        }
+        Ok(Self { client_secret: env.secret("LINKEDIN_CLIENT_SECRET")?, app_secrets })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +172,30 @@ mod tests {
     fn config_missing_variable_named() {
         let env: HashMap<String, String> = HashMap::new();
         assert_eq!(WhatsAppConfig::from_env(&env).unwrap_err(), ConfigError::Missing("WHATSAPP_APP_SECRET"));
+    }
+
+    #[test]
+    fn config_linkedin_app_secrets_parse() {
+        let env = HashMap::from([
+            ("LINKEDIN_CLIENT_SECRET".to_string(), "main".to_string()),
+            ("LINKEDIN_APP_SECRETS".to_string(), "77=seven, 88=eight".to_string()),
+        ]);
+        let config = LinkedInConfig::from_env(&env).unwrap();
+        assert_eq!(config.app_secrets.len(), 2);
+        assert_eq!(config.app_secrets[1].0, "88");
+        assert_eq!(config.app_secrets[1].1.expose(), "eight");
+    }
+
+    #[test]
+    fn config_linkedin_app_secret_without_equals_rejected() {
+        let env = HashMap::from([
+            ("LINKEDIN_CLIENT_SECRET".to_string(), "main".to_string()),
+            ("LINKEDIN_APP_SECRETS".to_string(), "77".to_string()),
+        ]);
+        assert!(matches!(
+            LinkedInConfig::from_env(&env),
+            Err(ConfigError::Invalid { name: "LINKEDIN_APP_SECRETS", .. })
+        ));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum IdError {
     InvalidCharacter { kind: &'static str, character: char },
     #[error("unknown provider {0:?}: expected whatsapp, gmail or linkedin")]
     UnknownProvider(String),
+    #[error("{value:?} is not a {provider} id: expected {expected}")]
+    WrongShape { provider: &'static str, value: String, expected: &'static str },
 }
 
 /// Maximum length of a tenant or account id, well below DynamoDB's 2 KB key limit.
@@ -70,7 +72,7 @@ macro_rules! string_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -99,10 +101,22 @@ string_id!(
 impl ExternalId {
     /// Parses an external id in the form the route items store for `provider`
     /// (Gmail addresses are lower-cased, because Gmail treats them case-insensitively).
+    /// Rejects values that cannot be that provider's id: a `phone_number_id` is digits,
+    /// a mailbox has an `@`, a LinkedIn owner is a `urn:li:` URN.
     pub fn for_provider(provider: Provider, value: &str) -> Result<Self, IdError> {
+        let value = value.trim();
+        let wrong_shape =
+            |expected| IdError::WrongShape { provider: provider.as_str(), value: value.to_string(), expected };
         match provider {
-            Provider::Gmail => Self::parse(value.trim().to_ascii_lowercase()),
-            Provider::WhatsApp | Provider::LinkedIn => Self::parse(value.trim()),
+            Provider::WhatsApp if !value.chars().all(|c| c.is_ascii_digit()) => {
+                Err(wrong_shape("the phone_number_id, digits only"))
+            }
+            Provider::Gmail if !value.contains('@') => Err(wrong_shape("the mailbox address, such as ops@example.com")),
+            Provider::LinkedIn if !value.starts_with("urn:li:") => {
+                Err(wrong_shape("the organization URN, such as urn:li:organization:5515715"))
+            }
+            Provider::Gmail => Self::parse(value.to_ascii_lowercase()),
+            Provider::WhatsApp | Provider::LinkedIn => Self::parse(value),
         }
     }
 }
@@ -125,7 +139,7 @@ impl EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -155,7 +169,7 @@ impl Provider {
 
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -189,6 +203,24 @@ mod tests {
     fn external_id_lowercases_gmail_address() {
         let id = ExternalId::for_provider(Provider::Gmail, "Ops@Example.COM").unwrap();
         assert_eq!(id.as_str(), "ops@example.com");
+    }
+
+    #[test]
+    fn external_id_rejects_non_numeric_phone_number_id() {
+        assert!(matches!(
+            ExternalId::for_provider(Provider::WhatsApp, "not-a-number"),
+            Err(IdError::WrongShape { .. })
+        ));
+    }
+
+    #[test]
+    fn external_id_rejects_linkedin_without_urn() {
+        assert!(matches!(ExternalId::for_provider(Provider::LinkedIn, "5515715"), Err(IdError::WrongShape { .. })));
+    }
+
+    #[test]
+    fn display_honours_width() {
+        assert_eq!(format!("{:<6}|", TenantId::parse("acme").unwrap()), "acme  |");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod event;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod jobs;
 pub mod providers;
 pub mod queue;
 pub mod secret;

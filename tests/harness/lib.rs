@@ -4,6 +4,8 @@
 //! Set `AWS_ENDPOINT_URL` to reuse a running moto server; otherwise the harness starts
 //! one on a free port from the project-local venv (installing it on first use).
 
+pub mod jwt;
+
 use commsync::aws::AwsClients;
 use commsync::event::CanonicalEvent;
 use commsync::ids::{AccountId, ExternalId, Provider, TenantId};
@@ -21,6 +23,7 @@ use std::time::Duration;
 /// App secret and verify token every test stack's WhatsApp function uses.
 pub const WHATSAPP_SECRET: &str = "test-whatsapp-app-secret";
 pub const WHATSAPP_VERIFY_TOKEN: &str = "test-verify-token";
+pub const LINKEDIN_SECRET: &str = "test-linkedin-client-secret";
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -97,7 +100,30 @@ impl TestStack {
         let mut env = self.stack.function_env(binary).expect("function is in the template");
         env.insert("WHATSAPP_APP_SECRET".into(), WHATSAPP_SECRET.into());
         env.insert("WHATSAPP_VERIFY_TOKEN".into(), WHATSAPP_VERIFY_TOKEN.into());
+        env.insert("LINKEDIN_CLIENT_SECRET".into(), LINKEDIN_SECRET.into());
+        env.insert("LINKEDIN_APP_SECRETS".into(), "77001=test-child-app-secret".into());
+        env.insert("GMAIL_PUSH_AUDIENCE".into(), jwt::GMAIL_AUDIENCE.into());
+        env.insert("GMAIL_PUSH_SERVICE_ACCOUNT".into(), jwt::GMAIL_SERVICE_ACCOUNT.into());
         env
+    }
+
+    /// Gmail deps that fetch signing keys from `jwks_url` and refresh on every unknown `kid`.
+    pub fn gmail_deps(&self, jwks_url: &str) -> commsync::providers::gmail::GmailDeps {
+        let mut env = self.function_env("webhook-gmail");
+        env.insert("GMAIL_JWKS_URL".into(), jwks_url.into());
+        let mut deps =
+            commsync::providers::gmail::GmailDeps::new(&self.clients, &env).expect("gmail config is complete");
+        deps.auth = commsync::providers::gmail::PushAuthenticator::new(
+            jwt::GMAIL_AUDIENCE,
+            jwt::GMAIL_SERVICE_ACCOUNT,
+            commsync::providers::gmail::JwksCache::new(jwks_url).with_min_refresh(Duration::ZERO),
+        );
+        deps
+    }
+
+    pub fn linkedin_deps(&self) -> commsync::providers::linkedin::LinkedInDeps {
+        commsync::providers::linkedin::LinkedInDeps::new(&self.clients, &self.function_env("webhook-linkedin"))
+            .expect("linkedin config is complete")
     }
 
     pub fn whatsapp_deps(&self) -> commsync::providers::whatsapp::WhatsAppDeps {
@@ -198,4 +224,48 @@ pub fn text_message(wamid: &str, text: &str) -> String {
 
 pub fn status(wamid: &str, status: &str, timestamp: u64) -> String {
     format!(r#"{{"id":"{wamid}","status":"{status}","timestamp":"{timestamp}","recipient_id":"34600000000"}}"#)
+}
+
+/// A Pub/Sub push body for a Gmail notification, `data` in standard base64.
+pub fn gmail_push_body(message_id: &str, email: &str, history_id: &str) -> String {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .encode(format!(r#"{{"emailAddress":"{email}","historyId":{history_id}}}"#));
+    format!(
+        r#"{{"message":{{"data":"{data}","messageId":"{message_id}","publishTime":"2026-12-04T10:00:00Z"}},"subscription":"projects/p/subscriptions/s"}}"#
+    )
+}
+
+/// A Gmail push POST with `Authorization: Bearer {token}`.
+pub fn gmail_push(token: &str, body: &str) -> ApiGatewayV2httpRequest {
+    let authorization = format!("Bearer {token}");
+    post_event(
+        "/webhooks/gmail",
+        &[("content-type", "application/json"), ("authorization", &authorization)],
+        body.as_bytes(),
+    )
+}
+
+/// A LinkedIn POST signed with the test client secret.
+pub fn signed_linkedin(body: &str) -> ApiGatewayV2httpRequest {
+    let mut mac = Hmac::<Sha256>::new_from_slice(LINKEDIN_SECRET.as_bytes()).unwrap();
+    mac.update(b"hmacsha256=");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    post_event(
+        "/webhooks/linkedin",
+        &[("content-type", "application/json"), ("x-li-signature", &signature)],
+        body.as_bytes(),
+    )
+}
+
+/// An organization social action notification body with the given `(notificationId, organization, action)`s.
+pub fn linkedin_notifications(notifications: &[(u64, &str, &str)]) -> String {
+    let items: Vec<String> = notifications
+        .iter()
+        .map(|(id, organization, action)| {
+            format!(r#"{{"notificationId":{id},"organizationalEntity":"{organization}","action":"{action}","lastModifiedAt":1796300000000}}"#)
+        })
+        .collect();
+    format!(r#"{{"type":"ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS","notifications":[{}]}}"#, items.join(","))
 }

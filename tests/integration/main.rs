@@ -2,5 +2,7 @@
 //! its own tables and queues from `template.yaml`.
 
 mod demo;
+mod gmail;
+mod linkedin;
 mod samples;
 mod whatsapp;

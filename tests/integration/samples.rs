@@ -34,3 +34,37 @@ fn sample_text_message_keeps_meta_escapes() {
     assert!(body.contains(r"\/"));
     assert!(body.contains(r"\u0040"));
 }
+
+#[test]
+fn sample_linkedin_posts_verify_with_dev_secret() {
+    let verifier = commsync::providers::linkedin::LinkedInVerifier::new(
+        Secret::new(commsync::local::stack::dev_value("LinkedInClientSecret")),
+        Vec::new(),
+    );
+    let files = sample_events(&project_root()).unwrap();
+    let posts: Vec<_> = files.iter().filter(|path| path.to_string_lossy().contains("linkedin")).collect();
+    assert!(posts.len() >= 5);
+
+    for path in posts {
+        let event: ApiGatewayV2httpRequest = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let request = WebhookRequest::from_apigw(event).unwrap();
+        if request.method == lambda_http::http::Method::POST {
+            let verified = verifier.verify_signature(request.header("x-li-signature"), &request.body);
+            assert_eq!(verified, Ok(()), "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn sample_gmail_pushes_carry_dev_tokens() {
+    let files = sample_events(&project_root()).unwrap();
+    let pushes: Vec<_> = files.iter().filter(|path| path.to_string_lossy().contains("gmail")).collect();
+    assert!(pushes.len() >= 4);
+
+    for path in pushes {
+        let mut event: ApiGatewayV2httpRequest = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(commsync::local::demo::refresh_dev_tokens(&mut event), "{}", path.display());
+        let request = WebhookRequest::from_apigw(event).unwrap();
+        assert!(commsync::providers::gmail::push::parse(&request.body).is_ok(), "{}", path.display());
+    }
+}

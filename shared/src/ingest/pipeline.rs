@@ -35,6 +35,22 @@ pub struct IngestDeps {
     pub limits: Limits,
 }
 
+impl IngestDeps {
+    /// Builds the shared dependencies from the resource names and limits in the environment.
+    pub fn from_env(
+        clients: &crate::aws::AwsClients,
+        env: &impl crate::config::Env,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let resources = crate::config::ResourceConfig::from_env(env)?;
+        Ok(Self {
+            store: Store::new(clients.dynamodb.clone(), resources.tables, resources.event_retention),
+            routes: RouteCache::new(resources.route_cache_ttl),
+            events_queue: Queue::new(clients.sqs.clone(), resources.events_queue_url),
+            limits: crate::config::limits_from_env(env)?,
+        })
+    }
+}
+
 /// Failures that make a webhook answer 500 so the provider retries.
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -53,6 +69,8 @@ pub struct IngestReport {
     /// Duplicates that had been stored but never enqueued, sent now.
     pub resent: usize,
     pub enqueued: usize,
+    /// Recovery jobs sent to `SyncQueue` (Gmail pushes).
+    pub jobs_sent: usize,
     pub statuses_raised: usize,
     pub orphan_statuses: u64,
     /// Digest of the quarantined body, when part of it could not be ingested.
@@ -232,7 +250,7 @@ async fn quarantine_if_needed(
     let mut reasons = report.problems.clone();
     if !report.unknown_external_ids.is_empty() {
         reasons.push(format!(
-            "no account is registered for {} {}; register it with `commsync accounts add`, then replay",
+            "no account is registered for {} {}; register it with `commsync accounts add`; the raw body is kept here",
             provider,
             report.unknown_external_ids.join(", ")
         ));

@@ -32,7 +32,19 @@ pub struct DemoSummary {
     pub duplicates: usize,
     pub quarantined_bodies: usize,
     pub enqueued_messages: usize,
+    pub sync_jobs: usize,
     pub rejected: usize,
+}
+
+/// Replaces an expired development push token in a sample event with a fresh one, because
+/// Google-shaped tokens expire an hour after minting. Tokens of other keys stay as they are.
+/// Returns whether the event was changed.
+pub fn refresh_dev_tokens(event: &mut ApiGatewayV2httpRequest) -> bool {
+    let Some(current) = event.headers.get("authorization").and_then(|value| value.to_str().ok()) else { return false };
+    let Some(fresh) = super::dev_keys::refresh_dev_token(current) else { return false };
+    let value = lambda_http::http::HeaderValue::from_str(&fresh).expect("a JWT is a valid header value");
+    event.headers.insert("authorization", value);
+    true
 }
 
 /// Reads `events/accounts.json`.
@@ -92,7 +104,8 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
     };
     writeln!(out, "local stack: {endpoint} (moto)").ok();
 
-    let stack = LocalStack::create(template, &endpoint, &prefix).await?;
+    let mut stack = LocalStack::create(template, &endpoint, &prefix).await?;
+    stack.use_jwks_url(&super::dev_keys::serve_dev_jwks().await?);
     for (logical_id, resource) in &stack.physical {
         writeln!(out, "  created {logical_id:<16} {}", resource.url.as_deref().unwrap_or(&resource.name)).ok();
     }
@@ -126,7 +139,7 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         let method = event.request_context.http.method.to_string();
         let event_path = event.raw_path.clone().unwrap_or_default();
         let Some((_, _, binary)) = routes.iter().find(|(m, p, _)| *m == method && *p == event_path) else {
-            writeln!(out, "  {name:<40} no route for {method} {event_path}").ok();
+            writeln!(out, "  {name:<52} no route for {method} {event_path}").ok();
             continue;
         };
 
@@ -135,7 +148,11 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         if response.status_code >= 400 {
             summary.rejected += 1;
         }
-        writeln!(out, "  {name:<40} {method:<4} {}  {}", response.status_code, describe(report.as_ref())).ok();
+        let detail = match report.as_ref() {
+            Some(report) => describe(report),
+            None => crate::http::body_text(&response).chars().take(100).collect(),
+        };
+        writeln!(out, "  {name:<52} {method:<4} {}  {detail}", response.status_code).ok();
         if let Some(report) = report {
             summary.stored += report.stored;
             summary.duplicates += report.duplicates;
@@ -146,21 +163,30 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         summary.quarantined_bodies += store.list_quarantine(provider).await?.len();
     }
     summary.enqueued_messages = queue_depth(&stack, "EventsQueue").await?;
+    summary.sync_jobs = queue_depth(&stack, "SyncQueue").await?;
 
     writeln!(out, "\nstored per account:").ok();
     for account in store.list_accounts().await? {
         let events = store.list_events(&account.tenant_id, &account.account_id).await?;
         let messages = store.list_messages(&account.tenant_id, &account.account_id).await?;
-        writeln!(
-            out,
-            "  {}/{}: {} events, {} webhook requests, {} orphan statuses",
+        let mut line = format!(
+            "  {}/{} ({}): {}, {}",
             account.tenant_id,
             account.account_id,
-            events.len(),
-            account.webhook_requests,
-            account.orphan_statuses
-        )
-        .ok();
+            account.provider,
+            count(events.len(), "event"),
+            count(account.webhook_requests as usize, "webhook request")
+        );
+        if account.orphan_statuses > 0 {
+            line.push_str(&format!(", {}", count(account.orphan_statuses as usize, "orphan status")));
+        }
+        if let Some(history_id) = account.notified_history_id {
+            line.push_str(&format!(", notified historyId {history_id}"));
+        }
+        if account.recovery_lease_until.is_some() {
+            line.push_str(", recovery pending");
+        }
+        writeln!(out, "{line}").ok();
         for message in messages {
             writeln!(out, "    message {} is {}", message.provider_message_id, message.status).ok();
         }
@@ -173,8 +199,14 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
 
     writeln!(
         out,
-        "\nsummary: {} requests, {} events stored, {} duplicates suppressed, {} bodies quarantined, {} rejected, {} canonical events in EventsQueue",
-        summary.requests, summary.stored, summary.duplicates, summary.quarantined_bodies, summary.rejected, summary.enqueued_messages
+        "\nsummary: {}, {} stored, {} suppressed, {} quarantined, {} rejected, {} in EventsQueue, {} in SyncQueue",
+        count(summary.requests, "request"),
+        count(summary.stored, "item"),
+        count(summary.duplicates, "duplicate"),
+        count(summary.quarantined_bodies, "body"),
+        summary.rejected,
+        count(summary.enqueued_messages, "canonical event"),
+        count(summary.sync_jobs, "recovery job"),
     )
     .ok();
 
@@ -184,8 +216,17 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
     Ok(summary)
 }
 
-fn describe(report: Option<&IngestReport>) -> String {
-    let Some(report) = report else { return String::new() };
+/// Formats a count with its noun, plural when the count is not one.
+fn count(value: usize, noun: &str) -> String {
+    match (value, noun) {
+        (1, _) => format!("1 {noun}"),
+        (_, "body") => format!("{value} bodies"),
+        (_, "orphan status") => format!("{value} orphan statuses"),
+        _ => format!("{value} {noun}s"),
+    }
+}
+
+fn describe(report: &IngestReport) -> String {
     let mut parts = vec![format!("stored {}", report.stored), format!("duplicates {}", report.duplicates)];
     if report.statuses_raised > 0 {
         parts.push(format!("statuses raised {}", report.statuses_raised));
@@ -197,6 +238,9 @@ fn describe(report: Option<&IngestReport>) -> String {
         parts.push(format!("resent {}", report.resent));
     }
     parts.push(format!("enqueued {}", report.enqueued));
+    if report.jobs_sent > 0 {
+        parts.push(format!("sync jobs {}", report.jobs_sent));
+    }
     if report.quarantined.is_some() {
         parts.push("quarantined".to_string());
     }

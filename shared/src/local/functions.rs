@@ -4,6 +4,8 @@
 use super::stack::LocalStack;
 use super::LocalError;
 use crate::ingest::IngestReport;
+use crate::providers::gmail::{self, GmailDeps};
+use crate::providers::linkedin::{self, LinkedInDeps};
 use crate::providers::whatsapp::{self, WhatsAppDeps};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use std::collections::HashMap;
@@ -12,6 +14,8 @@ use std::collections::HashMap;
 #[derive(Debug)]
 pub enum LocalFunction {
     WhatsApp(Box<WhatsAppDeps>),
+    Gmail(Box<GmailDeps>),
+    LinkedIn(Box<LinkedInDeps>),
 }
 
 /// Every function of the template that runs locally, by binary name.
@@ -29,6 +33,8 @@ impl LocalFunctions {
             let env = stack.function_env(&definition.binary)?;
             let function = match definition.binary.as_str() {
                 "webhook-whatsapp" => LocalFunction::WhatsApp(Box::new(WhatsAppDeps::new(&clients, &env)?)),
+                "webhook-gmail" => LocalFunction::Gmail(Box::new(GmailDeps::new(&clients, &env)?)),
+                "webhook-linkedin" => LocalFunction::LinkedIn(Box::new(LinkedInDeps::new(&clients, &env)?)),
                 other => {
                     tracing::warn!(binary = other, "no local runner for this function yet; skipped");
                     continue;
@@ -55,21 +61,19 @@ impl LocalFunctions {
     ) -> Result<(ApiGatewayV2httpResponse, Option<IngestReport>), LocalError> {
         match self.get(binary)? {
             LocalFunction::WhatsApp(deps) => Ok(whatsapp::handle_with_report(event, deps).await),
+            LocalFunction::Gmail(deps) => Ok(gmail::handle_with_report(event, deps).await),
+            LocalFunction::LinkedIn(deps) => Ok(linkedin::handle_with_report(event, deps).await),
         }
     }
 
     /// Runs a function on a Lambda event file's JSON and returns the response JSON.
     pub async fn invoke_json(&self, binary: &str, event_json: &str) -> Result<serde_json::Value, LocalError> {
-        let function = self.get(binary)?;
-        match function {
-            LocalFunction::WhatsApp(_) => {
-                let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json).map_err(|error| {
-                    LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}"))
-                })?;
-                let (response, _) = self.invoke_http(binary, event).await?;
-                Ok(serde_json::to_value(response).expect("responses serialize"))
-            }
-        }
+        self.get(binary)?;
+        let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json).map_err(|error| {
+            LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}"))
+        })?;
+        let (response, _) = self.invoke_http(binary, event).await?;
+        Ok(serde_json::to_value(response).expect("responses serialize"))
     }
 
     /// Binaries served over HTTP with their routes, from the template.

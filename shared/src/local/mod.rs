@@ -2,6 +2,7 @@
 //! webhook functions served over HTTP through the same handlers Lambda runs.
 
 pub mod demo;
+pub mod dev_keys;
 pub mod functions;
 pub mod moto;
 pub mod server;

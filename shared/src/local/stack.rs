@@ -17,7 +17,19 @@ use std::collections::{BTreeMap, HashMap};
 pub const DEV_PARAMETERS: &[(&str, &str, &str)] = &[
     ("WhatsAppAppSecret", "WHATSAPP_APP_SECRET", "commsync-dev-whatsapp-app-secret"),
     ("WhatsAppVerifyToken", "WHATSAPP_VERIFY_TOKEN", "commsync-dev-verify-token"),
+    ("GmailPushAudience", "GMAIL_PUSH_AUDIENCE", "https://commsync.local/webhooks/gmail"),
+    ("GmailPushServiceAccount", "GMAIL_PUSH_SERVICE_ACCOUNT", "gmail-push@commsync-dev.iam.gserviceaccount.com"),
+    ("LinkedInClientSecret", "LINKEDIN_CLIENT_SECRET", "commsync-dev-linkedin-client-secret"),
 ];
+
+/// Returns the local value of a development parameter by its template name.
+pub fn dev_value(parameter: &str) -> String {
+    let (_, variable, dev_value) = DEV_PARAMETERS
+        .iter()
+        .find(|(name, _, _)| *name == parameter)
+        .unwrap_or_else(|| panic!("{parameter} is not a development parameter"));
+    std::env::var(variable).ok().filter(|value| !value.is_empty()).unwrap_or_else(|| dev_value.to_string())
+}
 
 /// The local name, URL and ARN of one created resource.
 #[derive(Debug, Clone)]
@@ -106,6 +118,14 @@ impl LocalStack {
             parameters,
             sdk_config,
         })
+    }
+
+    /// Points the Gmail function at a JWKS URL (the development JWKS server locally),
+    /// unless `GMAIL_JWKS_URL` is set in the environment.
+    pub fn use_jwks_url(&mut self, url: &str) {
+        let url =
+            std::env::var("GMAIL_JWKS_URL").ok().filter(|value| !value.is_empty()).unwrap_or_else(|| url.to_string());
+        self.parameters.insert("GmailJwksUrl".to_string(), url);
     }
 
     pub fn clients(&self) -> AwsClients {

@@ -31,6 +31,10 @@ pub struct AccountRecord {
     /// Statuses that arrived for a message commsync had not seen.
     pub orphan_statuses: u64,
     pub last_webhook_at: Option<String>,
+    /// Gmail: the highest historyId a push announced.
+    pub notified_history_id: Option<u64>,
+    /// Epoch seconds until which a recovery job for this account is pending.
+    pub recovery_lease_until: Option<i64>,
 }
 
 /// The liveness counters one webhook request adds to one account.
@@ -247,5 +251,7 @@ pub(crate) fn parse_account(table: &str, item: &Item) -> Result<AccountRecord, S
         webhook_requests: get_n(item, "webhook_requests").unwrap_or(0),
         orphan_statuses: get_n(item, "orphan_statuses").unwrap_or(0),
         last_webhook_at: get_s(item, "last_webhook_at").map(str::to_string),
+        notified_history_id: get_n(item, "notified_history_id"),
+        recovery_lease_until: get_n(item, "recovery_lease_until"),
     })
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod events;
 pub mod keys;
+pub mod mailbox;
 pub mod messages;
 pub mod quarantine;
 pub mod routes;
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 pub use accounts::{AccountRecord, ActivityCounters, NewAccount};
 pub use events::{StoredEvent, WriteOutcome};
+pub use mailbox::PushRecord;
 pub use messages::{MessageRecord, StatusOutcome};
 pub use quarantine::QuarantineRecord;
 pub use routes::{Route, RouteCache};
@@ -32,8 +34,10 @@ pub enum StoreError {
     TransactionRetriesExhausted { operation: &'static str, table: String, attempts: u32, reasons: String },
     #[error("item {key} in table {table} is malformed: {problem}")]
     Malformed { table: String, key: String, problem: String },
-    #[error("{provider} {external_id} is already routed to tenant {tenant_id} account {account_id}; disable that account first")]
+    #[error("{provider} {external_id} is already routed to tenant {tenant_id} account {account_id}; one external id routes to exactly one account")]
     RouteTaken { provider: String, external_id: String, tenant_id: String, account_id: String },
+    #[error("account {account_id} of tenant {tenant_id} already exists for {provider} {external_id}; choose another --account")]
+    AccountExists { tenant_id: String, account_id: String, provider: String, external_id: String },
     #[error("account {account_id} of tenant {tenant_id} not found; create it with `commsync accounts add`")]
     AccountNotFound { tenant_id: String, account_id: String },
 }

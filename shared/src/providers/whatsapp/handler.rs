@@ -3,14 +3,11 @@
 use super::normalize::normalize;
 use super::verify::WhatsAppVerifier;
 use crate::aws::AwsClients;
-use crate::config::{limits_from_env, ConfigError, Env, ResourceConfig, WhatsAppConfig};
-use crate::event::Source;
+use crate::config::{ConfigError, Env, WhatsAppConfig};
 use crate::http::{json_response, response, WebhookRequest};
 use crate::ids::Provider;
-use crate::ingest::{ingest, IngestDeps, IngestReport, NormalizedBatch};
-use crate::queue::Queue;
-use crate::store::{RouteCache, Store};
-use chrono::Utc;
+use crate::ingest::webhook::{ingest_verified, reject_oversized};
+use crate::ingest::{IngestDeps, IngestReport, NormalizedBatch};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::Method;
 use serde_json::json;
@@ -26,15 +23,9 @@ pub struct WhatsAppDeps {
 impl WhatsAppDeps {
     /// Builds the dependencies from configuration and SDK clients; makes no network call.
     pub fn new(clients: &AwsClients, env: &impl Env) -> Result<Self, ConfigError> {
-        let resources = ResourceConfig::from_env(env)?;
         let secrets = WhatsAppConfig::from_env(env)?;
         Ok(Self {
-            ingest: IngestDeps {
-                store: Store::new(clients.dynamodb.clone(), resources.tables, resources.event_retention),
-                routes: RouteCache::new(resources.route_cache_ttl),
-                events_queue: Queue::new(clients.sqs.clone(), resources.events_queue_url),
-                limits: limits_from_env(env)?,
-            },
+            ingest: IngestDeps::from_env(clients, env)?,
             verifier: WhatsAppVerifier::new(secrets.app_secret, secrets.previous_app_secret, secrets.verify_token),
         })
     }
@@ -97,16 +88,8 @@ async fn notification(
     request: &WebhookRequest,
     deps: &WhatsAppDeps,
 ) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
-    let limit = deps.ingest.limits.max_body_bytes;
-    if request.body.len() > limit {
-        tracing::warn!(
-            provider = "whatsapp",
-            outcome = "too_large",
-            bytes = request.body.len(),
-            limit,
-            "body over the limit"
-        );
-        return (json_response(413, json!({ "error": format!("body is over the {limit} byte limit") })), None);
+    if let Some(answer) = reject_oversized(&deps.ingest, Provider::WhatsApp, &request.body) {
+        return (answer, None);
     }
 
     if let Err(reason) = deps.verifier.verify_signature(request.header("x-hub-signature-256"), &request.body) {
@@ -114,31 +97,11 @@ async fn notification(
         return (json_response(401, json!({ "error": "invalid signature" })), None);
     }
 
-    let received_at = Utc::now();
     let batch = match normalize(&request.body) {
         Ok(batch) => batch,
         Err(error) => NormalizedBatch { events: Vec::new(), problems: vec![error.to_string()] },
     };
-
-    // Boxed: the ingest future is deep, and inlining it overflows the layout query depth of the binary.
-    let ingested =
-        Box::pin(ingest(&deps.ingest, Provider::WhatsApp, Some(&request.body), batch, Source::Webhook, received_at));
-    match ingested.await {
-        Ok(report) => {
-            tracing::info!(
-                provider = "whatsapp", outcome = "accepted",
-                received = report.received, stored = report.stored, duplicates = report.duplicates,
-                resent = report.resent, enqueued = report.enqueued, orphan_statuses = report.orphan_statuses,
-                quarantined = report.quarantined.is_some(), accounts = ?report.accounts,
-                "notification ingested"
-            );
-            (json_response(200, json!({ "status": "ok" })), Some(report))
-        }
-        Err(error) => {
-            tracing::error!(provider = "whatsapp", outcome = "failed", %error, "notification not ingested; Meta will retry");
-            (json_response(500, json!({ "error": "temporary storage failure; retry later" })), None)
-        }
-    }
+    ingest_verified(&deps.ingest, Provider::WhatsApp, &request.body, batch).await
 }
 
 #[cfg(test)]

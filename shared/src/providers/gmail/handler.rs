@@ -1,0 +1,213 @@
+//! The `webhook-gmail` Lambda handler: a Pub/Sub push for a Gmail mailbox.
+//!
+//! A push carries no message content, only the mailbox and a historyId. The handler
+//! records it once (keyed by the Pub/Sub `messageId`), raises the account's notified
+//! historyId, and sends one `history_sync` job unless one is already pending.
+
+use super::auth::PushAuthenticator;
+use super::jwks::JwksCache;
+use super::push::{parse, GmailPush};
+use crate::aws::AwsClients;
+use crate::config::{ConfigError, Env, GmailConfig};
+use crate::event::rfc3339;
+use crate::http::{json_response, WebhookRequest};
+use crate::ids::{ExternalId, Provider};
+use crate::ingest::webhook::reject_oversized;
+use crate::ingest::{IngestDeps, IngestReport};
+use crate::jobs::{JobKind, SyncJob, JOB_SCHEMA_VERSION};
+use crate::queue::Queue;
+use crate::store::{PushRecord, Route, StoreError};
+use chrono::Utc;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::http::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Dependencies of the handler, built once per container.
+#[derive(Debug)]
+pub struct GmailDeps {
+    pub ingest: IngestDeps,
+    pub sync_queue: Queue,
+    pub auth: PushAuthenticator,
+    pub recovery_lease: Duration,
+}
+
+impl GmailDeps {
+    /// Builds the dependencies from configuration; makes no network call (the JWKS is fetched lazily).
+    pub fn new(clients: &AwsClients, env: &impl Env) -> Result<Self, ConfigError> {
+        let config = GmailConfig::from_env(env)?;
+        Ok(Self {
+            ingest: IngestDeps::from_env(clients, env)?,
+            sync_queue: Queue::new(clients.sqs.clone(), config.sync_queue_url),
+            auth: PushAuthenticator::new(
+                config.audience.expose(),
+                config.service_account.expose(),
+                JwksCache::new(config.jwks_url),
+            ),
+            recovery_lease: config.recovery_lease,
+        })
+    }
+}
+
+/// Handles one Pub/Sub push for `/webhooks/gmail`.
+pub async fn handle(event: ApiGatewayV2httpRequest, deps: &GmailDeps) -> ApiGatewayV2httpResponse {
+    handle_with_report(event, deps).await.0
+}
+
+/// Handles a push and also returns what it did, for the local demo and tests.
+pub async fn handle_with_report(
+    event: ApiGatewayV2httpRequest,
+    deps: &GmailDeps,
+) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
+    let started = Instant::now();
+    let request = match WebhookRequest::from_apigw(event) {
+        Ok(request) => request,
+        Err(error) => return (json_response(400, json!({ "error": error.to_string() })), None),
+    };
+    let (answer, report) = if request.method == Method::POST {
+        push(&request, deps).await
+    } else {
+        (json_response(405, json!({ "error": "Pub/Sub pushes use POST" })), None)
+    };
+    tracing::info!(
+        provider = "gmail",
+        status = answer.status_code,
+        bytes = request.body.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "request finished"
+    );
+    (answer, report)
+}
+
+fn acknowledged() -> ApiGatewayV2httpResponse {
+    let mut answer = json_response(204, json!({}));
+    answer.body = None;
+    answer
+}
+
+async fn push(request: &WebhookRequest, deps: &GmailDeps) -> (ApiGatewayV2httpResponse, Option<IngestReport>) {
+    if let Some(answer) = reject_oversized(&deps.ingest, Provider::Gmail, &request.body) {
+        return (answer, None);
+    }
+    if let Err(reason) = deps.auth.verify(request.header("authorization")).await {
+        tracing::warn!(provider = "gmail", outcome = "rejected", reason = reason.reason(), detail = %reason, "push token rejected");
+        return (json_response(401, json!({ "error": "invalid push token" })), None);
+    }
+
+    let mut report = IngestReport { received: 1, ..Default::default() };
+    let result = Box::pin(record(request, deps, &mut report)).await;
+    match result {
+        Ok(()) => (acknowledged(), Some(report)),
+        Err(error) => {
+            tracing::error!(provider = "gmail", outcome = "failed", %error, "push not recorded; Pub/Sub will redeliver");
+            (json_response(500, json!({ "error": "temporary storage failure; retry later" })), None)
+        }
+    }
+}
+
+/// Records the push; an error means nothing was persisted and the push must be redelivered.
+async fn record(request: &WebhookRequest, deps: &GmailDeps, report: &mut IngestReport) -> Result<(), StoreError> {
+    let store = &deps.ingest.store;
+    let notification = match parse(&request.body) {
+        Ok(notification) => notification,
+        Err(error) => return quarantine(deps, &request.body, &error.to_string(), report).await,
+    };
+    let Ok(mailbox) = ExternalId::for_provider(Provider::Gmail, &notification.email_address) else {
+        let reason = format!("emailAddress {:?} is not a valid mailbox id", notification.email_address);
+        return quarantine(deps, &request.body, &reason, report).await;
+    };
+    let routes = deps.ingest.routes.resolve(store, Provider::Gmail, std::slice::from_ref(&mailbox)).await?;
+    let Some(route) = routes.get(&mailbox) else {
+        report.unknown_external_ids.push(mailbox.to_string());
+        let reason = format!("no account is registered for gmail {mailbox}; register it with `commsync accounts add`; the raw body is kept here");
+        return quarantine(deps, &request.body, &reason, report).await;
+    };
+
+    let received_at = Utc::now();
+    let recorded = store
+        .record_push(
+            &route.tenant_id,
+            &route.account_id,
+            &notification.message_id,
+            notification.history_id,
+            received_at,
+        )
+        .await?;
+    if recorded == (PushRecord::Duplicate { handled: true }) {
+        report.duplicates = 1;
+        log_outcome(route, &notification, "duplicate");
+        return Ok(());
+    }
+    report.stored = usize::from(recorded == PushRecord::New);
+    report.duplicates = usize::from(recorded != PushRecord::New);
+
+    let raised = store
+        .raise_notified_history_id(&route.tenant_id, &route.account_id, notification.history_id, received_at)
+        .await?;
+    if raised {
+        report.jobs_sent = send_history_sync(deps, route, &notification).await;
+    }
+
+    // The push is persisted from here on: a failure to mark it only means a redelivery repeats harmless work.
+    if let Err(error) = store.mark_push_handled(&route.tenant_id, &route.account_id, &notification.message_id).await {
+        tracing::warn!(tenant = %route.tenant_id, account = %route.account_id, %error, "push not marked handled");
+    }
+    report.accounts.push(format!("{}/{}", route.tenant_id, route.account_id));
+    log_outcome(route, &notification, if raised { "recorded" } else { "not_newer" });
+    Ok(())
+}
+
+/// Sends a `history_sync` job unless the account already has a recovery pending.
+/// Returns the number of jobs sent. A failure here is logged, not returned: the raised
+/// historyId is already stored, so the gap detector finds the mailbox behind and retries.
+async fn send_history_sync(deps: &GmailDeps, route: &Route, notification: &GmailPush) -> usize {
+    let store = &deps.ingest.store;
+    let until = Utc::now() + deps.recovery_lease;
+    match store.claim_recovery_lease(&route.tenant_id, &route.account_id, JobKind::HistorySync, until).await {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(error) => {
+            tracing::error!(tenant = %route.tenant_id, account = %route.account_id, %error, "recovery lease not claimed; no job sent");
+            return 0;
+        }
+    }
+
+    let job = SyncJob {
+        schema_version: JOB_SCHEMA_VERSION,
+        job_id: format!("history_sync:{}:{}:{}", route.tenant_id, route.account_id, notification.history_id),
+        kind: JobKind::HistorySync,
+        tenant_id: route.tenant_id.clone(),
+        account_id: route.account_id.clone(),
+        provider: Provider::Gmail,
+        reason: "gmail_push".to_string(),
+        requested_at: rfc3339(Utc::now()),
+        notified_history_id: Some(notification.history_id),
+        window_start_ms: None,
+        window_end_ms: None,
+    };
+    match deps.sync_queue.send_all(&[job.to_message()]).await {
+        Ok(()) => 1,
+        Err(error) => {
+            tracing::error!(tenant = %route.tenant_id, account = %route.account_id, job_id = %job.job_id, %error, "history_sync job not sent; releasing the lease");
+            if let Err(error) = store.release_recovery_lease(&route.tenant_id, &route.account_id).await {
+                tracing::error!(tenant = %route.tenant_id, account = %route.account_id, %error, "lease not released; it expires by itself");
+            }
+            0
+        }
+    }
+}
+
+async fn quarantine(deps: &GmailDeps, body: &[u8], reason: &str, report: &mut IngestReport) -> Result<(), StoreError> {
+    let digest = deps.ingest.store.quarantine(Provider::Gmail, body, reason).await?;
+    tracing::warn!(provider = "gmail", outcome = "quarantined", digest = %digest, reason, "push quarantined");
+    report.quarantined = Some(digest);
+    Ok(())
+}
+
+fn log_outcome(route: &Route, notification: &GmailPush, outcome: &str) {
+    tracing::info!(
+        provider = "gmail", tenant = %route.tenant_id, account = %route.account_id,
+        pubsub_message_id = %notification.message_id, history_id = notification.history_id, outcome,
+        "push handled"
+    );
+}
