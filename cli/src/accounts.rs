@@ -3,7 +3,8 @@
 use crate::TableArgs;
 use anyhow::Context;
 use commsync::ids::{AccountId, ExternalId, Provider, TenantId};
-use commsync::store::NewAccount;
+use commsync::secret::Secret;
+use commsync::store::{Credentials, NewAccount};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AccountsCommand {
@@ -21,6 +22,15 @@ pub enum AccountsCommand {
         /// WhatsApp phone_number_id, Gmail address, or LinkedIn organization URN.
         #[arg(long)]
         external_id: String,
+        /// WhatsApp only: the WhatsApp Business Account id, used to check the app's subscription.
+        #[arg(long)]
+        waba_id: Option<String>,
+        /// Access token for recoveries (WhatsApp system user token, LinkedIn member token, Gmail access token).
+        #[arg(long, env = "COMMSYNC_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: Option<String>,
+        /// Gmail only: OAuth refresh token, exchanged for access tokens when they expire.
+        #[arg(long, env = "COMMSYNC_REFRESH_TOKEN", hide_env_values = true)]
+        refresh_token: Option<String>,
         #[command(flatten)]
         tables: TableArgs,
     },
@@ -36,11 +46,28 @@ pub enum AccountsCommand {
 
 pub async fn run(command: AccountsCommand) -> anyhow::Result<()> {
     match command {
-        AccountsCommand::Add { tenant, account, provider, external_id, tables } => {
+        AccountsCommand::Add {
+            tenant,
+            account,
+            provider,
+            external_id,
+            waba_id,
+            access_token,
+            refresh_token,
+            tables,
+        } => {
             let external_id = ExternalId::for_provider(provider, &external_id).context("invalid --external-id")?;
             let store = tables.store().await;
-            let new_account = NewAccount { tenant_id: tenant, account_id: account, provider, external_id };
+            let new_account = NewAccount { tenant_id: tenant, account_id: account, provider, external_id, waba_id };
             store.register_account(&new_account).await?;
+            if access_token.is_some() || refresh_token.is_some() {
+                let credentials = Credentials {
+                    access_token: access_token.map(Secret::new),
+                    refresh_token: refresh_token.map(Secret::new),
+                    access_token_expires_at: None,
+                };
+                store.put_credentials(&new_account.tenant_id, &new_account.account_id, &credentials).await?;
+            }
             println!(
                 "registered {}/{}: {} {} now routes to it",
                 new_account.tenant_id, new_account.account_id, provider, new_account.external_id

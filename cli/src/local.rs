@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use base64::Engine;
+use commsync::local::providers::ProviderServer;
 use commsync::local::stack::dev_value;
 use commsync::local::{
     demo, dev_keys, project_root, server, state_file, tools_dir, LocalFunctions, LocalStack, MotoServer, Template,
@@ -9,6 +10,7 @@ use commsync::local::{
 use commsync::secret::Secret;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LocalCommand {
@@ -82,8 +84,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut stack = LocalStack::create(template, &endpoint, "").await?;
     let jwks_url = dev_keys::serve_dev_jwks().await?;
     stack.use_jwks_url(&jwks_url);
-    let functions = LocalFunctions::build(&stack)?;
+    let providers = ProviderServer::start().await;
+    stack.use_provider_simulator(&providers);
+    let functions = Arc::new(LocalFunctions::build(&stack)?);
     let routes = LocalFunctions::http_routes(&stack);
+
+    // Stands in for the SQS event source mapping: the worker takes SyncQueue jobs every second.
+    let poller = {
+        let (functions, stack) = (functions.clone(), stack.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = functions.poll_queue(&stack, "recovery-worker").await {
+                    tracing::warn!(%error, "SyncQueue poll failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        })
+    };
 
     let state_path = state_file(&root);
     std::fs::create_dir_all(state_path.parent().expect("state file has a parent"))?;
@@ -95,6 +112,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("commsync local stack is up");
     println!("  AWS endpoint (moto): {endpoint}");
     println!("  development JWKS for Gmail push tokens: {jwks_url}");
+    println!("  provider API simulator (Gmail, Google OAuth, Graph, LinkedIn): {}", providers.gmail_base_url());
+    println!("  recovery-worker polls SyncQueue every second");
     for (logical_id, resource) in &stack.physical {
         println!("  {logical_id:<16} {}", resource.url.as_deref().unwrap_or(&resource.name));
     }
@@ -113,6 +132,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     };
     let served = server::serve(listener, functions, routes, shutdown).await;
+    poller.abort();
     let _ = std::fs::remove_file(&state_path);
     if let Some(moto) = moto {
         moto.stop().await;
@@ -139,19 +159,27 @@ async fn invoke(function: &str, event_path: &PathBuf) -> anyhow::Result<()> {
         .function_by_binary(function)
         .map(|definition| definition.binary.clone())
         .with_context(|| format!("template.yaml has no function {function:?}"))?;
-    let mut event: ApiGatewayV2httpRequest = serde_json::from_str(&event)
-        .with_context(|| format!("{} is not an API Gateway HTTP API (2.0) event", event_path.display()))?;
-    if demo::refresh_dev_tokens(&mut event) {
-        eprintln!(
-            "note: the development push token in {} was re-minted, because such tokens expire after an hour",
-            event_path.display()
-        );
-    }
+    let is_http = template.function_by_binary(&binary).is_some_and(|definition| !definition.routes.is_empty());
+    let event = if is_http {
+        let mut request: ApiGatewayV2httpRequest = serde_json::from_str(&event)
+            .with_context(|| format!("{} is not an API Gateway HTTP API (2.0) event", event_path.display()))?;
+        if demo::refresh_dev_tokens(&mut request) {
+            eprintln!(
+                "note: the development push token in {} was re-minted, because such tokens expire after an hour",
+                event_path.display()
+            );
+        }
+        serde_json::to_string(&request)?
+    } else {
+        event
+    };
 
     let mut stack = LocalStack::create(template, &endpoint, "").await?;
     stack.use_jwks_url(&dev_keys::serve_dev_jwks().await?);
+    let providers = ProviderServer::start().await;
+    stack.use_provider_simulator(&providers);
     let functions = LocalFunctions::build(&stack)?;
-    let (response, _) = functions.invoke_http(&binary, event).await?;
+    let response = functions.invoke_json(&binary, &event).await?;
     println!("{}", serde_json::to_string_pretty(&response)?);
     Ok(())
 }

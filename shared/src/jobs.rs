@@ -61,6 +61,13 @@ pub struct SyncJob {
     /// LinkedIn: end of the window to pull, epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_end_ms: Option<i64>,
+    /// How many times the job re-sent itself because the provider was not ready yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl SyncJob {
@@ -74,6 +81,31 @@ impl SyncJob {
                 ("provider", self.provider.to_string()),
             ],
             delay_seconds: None,
+        }
+    }
+
+    /// Builds a job of `kind` for an account, with an id unique to the request.
+    pub fn new(
+        kind: JobKind,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        provider: Provider,
+        reason: &str,
+        key: &str,
+    ) -> Self {
+        Self {
+            schema_version: JOB_SCHEMA_VERSION,
+            job_id: format!("{}:{tenant_id}:{account_id}:{key}", kind.as_str()),
+            kind,
+            tenant_id,
+            account_id,
+            provider,
+            reason: reason.to_string(),
+            requested_at: crate::event::rfc3339(chrono::Utc::now()),
+            notified_history_id: None,
+            window_start_ms: None,
+            window_end_ms: None,
+            attempt: 0,
         }
     }
 }

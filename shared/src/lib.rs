@@ -5,6 +5,7 @@
 //! local runner call exactly the code Lambda runs.
 
 pub mod aws;
+pub mod bus;
 pub mod config;
 pub mod event;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod providers;
 pub mod queue;
+pub mod recovery;
 pub mod secret;
 pub mod store;
 

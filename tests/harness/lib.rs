@@ -5,6 +5,7 @@
 //! one on a free port from the project-local venv (installing it on first use).
 
 pub mod jwt;
+pub use commsync::local::providers;
 
 use commsync::aws::AwsClients;
 use commsync::event::CanonicalEvent;
@@ -121,6 +122,111 @@ impl TestStack {
         deps
     }
 
+    /// Worker deps pointed at a local provider server, retrying without delay.
+    pub fn recovery_deps(
+        &self,
+        providers: &providers::ProviderServer,
+    ) -> std::sync::Arc<commsync::recovery::RecoveryDeps> {
+        let mut env = self.function_env("recovery-worker");
+        for (name, value) in [
+            ("GMAIL_API_BASE_URL", providers.gmail_base_url()),
+            ("GMAIL_OAUTH_TOKEN_URL", providers.token_url()),
+            ("GMAIL_OAUTH_CLIENT_ID", "test-client-id".to_string()),
+            ("GMAIL_OAUTH_CLIENT_SECRET", "test-client-secret".to_string()),
+            ("GMAIL_PUBSUB_TOPIC", "projects/commsync-test/topics/gmail".to_string()),
+            ("WHATSAPP_GRAPH_BASE_URL", providers.graph_base_url()),
+            ("LINKEDIN_API_BASE_URL", providers.linkedin_base_url()),
+            ("RETRY_BASE_SECONDS", "0".to_string()),
+            ("GMAIL_EMPTY_HISTORY_DELAY_SECONDS", "0".to_string()),
+            ("PROVIDER_TIMEOUT_SECONDS", "2".to_string()),
+        ] {
+            env.insert(name.to_string(), value);
+        }
+        std::sync::Arc::new(
+            commsync::recovery::RecoveryDeps::new(&self.clients, &env).expect("worker config is complete"),
+        )
+    }
+
+    /// Sends a job to `SyncQueue`.
+    pub async fn enqueue_job(&self, job: &commsync::jobs::SyncJob) {
+        let queue = commsync::queue::Queue::new(self.clients.sqs.clone(), self.queue_url("SyncQueue"));
+        queue.send_all(&[job.to_message()]).await.expect("job is sent");
+    }
+
+    /// Runs the worker on one batch from `SyncQueue`, as the event source mapping would.
+    pub async fn run_worker(
+        &self,
+        deps: &std::sync::Arc<commsync::recovery::RecoveryDeps>,
+    ) -> commsync::local::worker::PollReport {
+        let deps = deps.clone();
+        commsync::local::worker::poll_once(&self.clients.sqs, &self.queue_url("SyncQueue"), |event| {
+            commsync::recovery::handle(event, None, deps)
+        })
+        .await
+        .expect("poll works")
+    }
+
+    /// Stores provider tokens for an account.
+    pub async fn store_tokens(
+        &self,
+        tenant: &str,
+        account: &str,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) {
+        let credentials = commsync::store::Credentials {
+            access_token: access_token.map(commsync::secret::Secret::new),
+            refresh_token: refresh_token.map(commsync::secret::Secret::new),
+            access_token_expires_at: None,
+        };
+        self.store
+            .put_credentials(&TenantId::parse(tenant).unwrap(), &AccountId::parse(account).unwrap(), &credentials)
+            .await
+            .expect("credentials are stored");
+    }
+
+    /// Routes every event on `CommsEventBus` to a fresh queue and returns its URL.
+    pub async fn capture_bus(&self) -> String {
+        let name = format!("{}BusCapture", self.stack.prefix);
+        let url = self.clients.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+        let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        let bus = self.stack.resource("CommsEventBus").unwrap().name.clone();
+        self.clients
+            .eventbridge
+            .put_rule()
+            .name(format!("{name}-rule"))
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"source":["commsync"]}"#)
+            .send()
+            .await
+            .unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder().id("capture").arn(arn).build().unwrap();
+        self.clients
+            .eventbridge
+            .put_targets()
+            .rule(format!("{name}-rule"))
+            .event_bus_name(&bus)
+            .targets(target)
+            .send()
+            .await
+            .unwrap();
+        url
+    }
+
+    /// Receives every message from a queue by URL.
+    pub async fn drain_url(&self, url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let output =
+                self.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            bodies.extend(messages.into_iter().filter_map(|message| message.body));
+        }
+    }
+
     pub fn linkedin_deps(&self) -> commsync::providers::linkedin::LinkedInDeps {
         commsync::providers::linkedin::LinkedInDeps::new(&self.clients, &self.function_env("webhook-linkedin"))
             .expect("linkedin config is complete")
@@ -142,6 +248,7 @@ impl TestStack {
                 account_id: AccountId::parse(account).unwrap(),
                 provider,
                 external_id: ExternalId::for_provider(provider, external_id).unwrap(),
+                waba_id: (provider == Provider::WhatsApp).then(|| format!("WABA-{external_id}")),
             })
             .await
             .expect("account registers");

@@ -4,5 +4,7 @@
 mod demo;
 mod gmail;
 mod linkedin;
+mod provider_server;
+mod recovery;
 mod samples;
 mod whatsapp;

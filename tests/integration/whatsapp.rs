@@ -214,6 +214,7 @@ async fn registering_taken_number_is_rejected() {
             account_id: AccountId::parse("sales").unwrap(),
             provider: Provider::WhatsApp,
             external_id: commsync::ids::ExternalId::parse(NUMBER).unwrap(),
+            waba_id: None,
         })
         .await;
     assert!(matches!(result, Err(commsync::store::StoreError::RouteTaken { .. })));

@@ -3,6 +3,7 @@
 
 use super::functions::LocalFunctions;
 use super::moto::MotoServer;
+use super::providers::ProviderServer;
 use super::stack::LocalStack;
 use super::template::Template;
 use super::{tools_dir, LocalError};
@@ -22,6 +23,8 @@ pub struct SampleAccount {
     pub account_id: String,
     pub provider: String,
     pub external_id: String,
+    #[serde(default)]
+    pub waba_id: Option<String>,
 }
 
 /// Totals the demo prints last; tests check them.
@@ -33,6 +36,8 @@ pub struct DemoSummary {
     pub quarantined_bodies: usize,
     pub enqueued_messages: usize,
     pub sync_jobs: usize,
+    /// Recovery jobs the worker finished.
+    pub jobs_run: usize,
     pub rejected: usize,
 }
 
@@ -64,6 +69,7 @@ pub fn sample_accounts(root: &Path) -> Result<Vec<NewAccount>, LocalError> {
                 account_id: AccountId::parse(sample.account_id).map_err(invalid)?,
                 provider,
                 external_id: ExternalId::for_provider(provider, &sample.external_id).map_err(invalid)?,
+                waba_id: sample.waba_id,
             })
         })
         .collect()
@@ -106,6 +112,9 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
 
     let mut stack = LocalStack::create(template, &endpoint, &prefix).await?;
     stack.use_jwks_url(&super::dev_keys::serve_dev_jwks().await?);
+    let providers = ProviderServer::start().await;
+    stack.use_provider_simulator(&providers);
+    writeln!(out, "  provider API simulator: {}", providers.gmail_base_url()).ok();
     for (logical_id, resource) in &stack.physical {
         writeln!(out, "  created {logical_id:<16} {}", resource.url.as_deref().unwrap_or(&resource.name)).ok();
     }
@@ -127,6 +136,8 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         writeln!(out, "  {}/{}  {} {}", account.tenant_id, account.account_id, account.provider, account.external_id)
             .ok();
     }
+
+    seed_mailbox(&store, &providers).await?;
 
     writeln!(out, "\nreplaying sample webhooks:").ok();
     let mut summary = DemoSummary::default();
@@ -156,6 +167,31 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         if let Some(report) = report {
             summary.stored += report.stored;
             summary.duplicates += report.duplicates;
+        }
+    }
+
+    writeln!(out, "\nrecovery worker on SyncQueue (provider APIs simulated on 127.0.0.1):").ok();
+    for _ in 0..20 {
+        let poll = functions.poll_queue(&stack, "recovery-worker").await?;
+        if poll.received == 0 {
+            break;
+        }
+        summary.jobs_run += poll.succeeded;
+    }
+    for account in store.list_accounts().await? {
+        for entry in store.list_ledger(&account.tenant_id, &account.account_id).await? {
+            writeln!(
+                out,
+                "  {}/{} {} ({}): {}, {} API calls: {}",
+                account.tenant_id,
+                account.account_id,
+                entry.kind,
+                entry.reason,
+                entry.outcome,
+                entry.api_calls,
+                entry.detail
+            )
+            .ok();
         }
     }
 
@@ -190,6 +226,11 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         for message in messages {
             writeln!(out, "    message {} is {}", message.provider_message_id, message.status).ok();
         }
+        for stored in events.iter().filter(|stored| stored.event.kind == crate::event::EventKind::MessageAdded) {
+            let subject = stored.event.data.get("subject").and_then(|subject| subject.as_str()).unwrap_or("-");
+            let source = if stored.event.source == crate::event::Source::Recovery { "recovery" } else { "webhook" };
+            writeln!(out, "    {} via {source}: {subject}", stored.event.kind.as_str()).ok();
+        }
     }
     for provider in Provider::ALL {
         for record in store.list_quarantine(provider).await? {
@@ -199,12 +240,13 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
 
     writeln!(
         out,
-        "\nsummary: {}, {} stored, {} suppressed, {} quarantined, {} rejected, {} in EventsQueue, {} in SyncQueue",
+        "\nsummary: {}, {} stored, {} suppressed, {} quarantined, {} rejected, {} run, {} in EventsQueue, {} left in SyncQueue",
         count(summary.requests, "request"),
         count(summary.stored, "item"),
         count(summary.duplicates, "duplicate"),
         count(summary.quarantined_bodies, "body"),
         summary.rejected,
+        count(summary.jobs_run, "recovery job"),
         count(summary.enqueued_messages, "canonical event"),
         count(summary.sync_jobs, "recovery job"),
     )
@@ -214,6 +256,32 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         moto.stop().await;
     }
     Ok(summary)
+}
+
+/// The demo mailbox in the Gmail simulator: synced up to historyId 9876590, then three
+/// messages arrive, the last at historyId 9876611 (the historyId the second sample push announces).
+const DEMO_MAILBOX: &str = "ops@acme.example";
+const DEMO_CURSOR: u64 = 9_876_590;
+
+async fn seed_mailbox(store: &Store, providers: &ProviderServer) -> Result<(), LocalError> {
+    let tenant_id = TenantId::parse("acme").expect("valid id");
+    let account_id = AccountId::parse("ops-mailbox").expect("valid id");
+    {
+        let mut state = providers.state();
+        state.add_gmail_mailbox(DEMO_MAILBOX, "demo-access-token", "demo-refresh-token");
+        state.gmail_mailbox_mut(DEMO_MAILBOX).history_id = DEMO_CURSOR;
+        for id in ["18c2a0f0e1d2c3b4", "18c2a0f3aa01bc77", "18c2a0f9d00d1e55"] {
+            state.gmail_add_message(DEMO_MAILBOX, id, &["INBOX", "UNREAD"]);
+        }
+    }
+    let credentials = crate::store::Credentials {
+        access_token: Some(crate::secret::Secret::new("demo-access-token")),
+        refresh_token: Some(crate::secret::Secret::new("demo-refresh-token")),
+        access_token_expires_at: None,
+    };
+    store.put_credentials(&tenant_id, &account_id, &credentials).await?;
+    store.advance_history_cursor(&tenant_id, &account_id, DEMO_CURSOR).await?;
+    Ok(())
 }
 
 /// Formats a count with its noun, plural when the count is not one.

@@ -7,8 +7,10 @@ use crate::ingest::IngestReport;
 use crate::providers::gmail::{self, GmailDeps};
 use crate::providers::linkedin::{self, LinkedInDeps};
 use crate::providers::whatsapp::{self, WhatsAppDeps};
+use crate::recovery::RecoveryDeps;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One function's handler with its dependencies.
 #[derive(Debug)]
@@ -16,6 +18,7 @@ pub enum LocalFunction {
     WhatsApp(Box<WhatsAppDeps>),
     Gmail(Box<GmailDeps>),
     LinkedIn(Box<LinkedInDeps>),
+    Recovery(Arc<RecoveryDeps>),
 }
 
 /// Every function of the template that runs locally, by binary name.
@@ -35,6 +38,7 @@ impl LocalFunctions {
                 "webhook-whatsapp" => LocalFunction::WhatsApp(Box::new(WhatsAppDeps::new(&clients, &env)?)),
                 "webhook-gmail" => LocalFunction::Gmail(Box::new(GmailDeps::new(&clients, &env)?)),
                 "webhook-linkedin" => LocalFunction::LinkedIn(Box::new(LinkedInDeps::new(&clients, &env)?)),
+                "recovery-worker" => LocalFunction::Recovery(Arc::new(RecoveryDeps::new(&clients, &env)?)),
                 other => {
                     tracing::warn!(binary = other, "no local runner for this function yet; skipped");
                     continue;
@@ -63,17 +67,40 @@ impl LocalFunctions {
             LocalFunction::WhatsApp(deps) => Ok(whatsapp::handle_with_report(event, deps).await),
             LocalFunction::Gmail(deps) => Ok(gmail::handle_with_report(event, deps).await),
             LocalFunction::LinkedIn(deps) => Ok(linkedin::handle_with_report(event, deps).await),
+            LocalFunction::Recovery(_) => {
+                Err(LocalError::Setup(format!("{binary} consumes SQS events, not HTTP requests")))
+            }
         }
     }
 
     /// Runs a function on a Lambda event file's JSON and returns the response JSON.
     pub async fn invoke_json(&self, binary: &str, event_json: &str) -> Result<serde_json::Value, LocalError> {
-        self.get(binary)?;
+        if let LocalFunction::Recovery(deps) = self.get(binary)? {
+            let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(event_json)
+                .map_err(|error| LocalError::Setup(format!("event is not an SQS event: {error}")))?;
+            let response = crate::recovery::handle(event, None, deps.clone()).await;
+            return Ok(serde_json::to_value(response).expect("responses serialize"));
+        }
         let event: ApiGatewayV2httpRequest = serde_json::from_str(event_json).map_err(|error| {
             LocalError::Setup(format!("event is not an API Gateway HTTP API (2.0) request: {error}"))
         })?;
         let (response, _) = self.invoke_http(binary, event).await?;
         Ok(serde_json::to_value(response).expect("responses serialize"))
+    }
+
+    /// Polls the queue a function consumes once, as the SQS event source mapping would.
+    pub async fn poll_queue(
+        &self,
+        stack: &super::LocalStack,
+        binary: &str,
+    ) -> Result<super::worker::PollReport, LocalError> {
+        let LocalFunction::Recovery(deps) = self.get(binary)? else {
+            return Err(LocalError::Setup(format!("{binary} does not consume a queue")));
+        };
+        let deps = deps.clone();
+        let queue_url = deps.sync_queue.url().to_string();
+        let sqs = stack.clients().sqs;
+        super::worker::poll_once(&sqs, &queue_url, |event| crate::recovery::handle(event, None, deps)).await
     }
 
     /// Binaries served over HTTP with their routes, from the template.

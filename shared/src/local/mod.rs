@@ -5,9 +5,11 @@ pub mod demo;
 pub mod dev_keys;
 pub mod functions;
 pub mod moto;
+pub mod providers;
 pub mod server;
 pub mod stack;
 pub mod template;
+pub mod worker;
 
 pub use functions::LocalFunctions;
 pub use moto::MotoServer;

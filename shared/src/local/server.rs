@@ -17,14 +17,14 @@ use std::sync::Arc;
 const MAX_LOCAL_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 struct ServerState {
-    functions: LocalFunctions,
+    functions: Arc<LocalFunctions>,
     routes: Vec<(String, String, String)>,
 }
 
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    functions: LocalFunctions,
+    functions: Arc<LocalFunctions>,
     routes: Vec<(String, String, String)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {

@@ -48,6 +48,9 @@ pub struct LocalStack {
     pub template: Template,
     pub physical: BTreeMap<String, Physical>,
     pub parameters: BTreeMap<String, String>,
+    /// Variables every function gets on top of the template's, such as provider base URLs
+    /// that point at the local provider simulator.
+    pub env_overrides: BTreeMap<String, String>,
     pub sdk_config: SdkConfig,
 }
 
@@ -116,6 +119,7 @@ impl LocalStack {
             template,
             physical,
             parameters,
+            env_overrides: BTreeMap::new(),
             sdk_config,
         })
     }
@@ -126,6 +130,23 @@ impl LocalStack {
         let url =
             std::env::var("GMAIL_JWKS_URL").ok().filter(|value| !value.is_empty()).unwrap_or_else(|| url.to_string());
         self.parameters.insert("GmailJwksUrl".to_string(), url);
+    }
+
+    /// Points every provider base URL of the recovery worker at the local provider
+    /// simulator, so no recovery reaches a real provider.
+    pub fn use_provider_simulator(&mut self, providers: &super::providers::ProviderServer) {
+        for (name, value) in [
+            ("GMAIL_API_BASE_URL", providers.gmail_base_url()),
+            ("GMAIL_OAUTH_TOKEN_URL", providers.token_url()),
+            ("GMAIL_OAUTH_CLIENT_ID", "commsync-local-client".to_string()),
+            ("GMAIL_OAUTH_CLIENT_SECRET", "commsync-local-client-secret".to_string()),
+            ("GMAIL_PUBSUB_TOPIC", "projects/commsync-local/topics/gmail".to_string()),
+            ("WHATSAPP_GRAPH_BASE_URL", providers.graph_base_url()),
+            ("LINKEDIN_API_BASE_URL", providers.linkedin_base_url()),
+            ("RETRY_BASE_SECONDS", "1".to_string()),
+        ] {
+            self.env_overrides.insert(name.to_string(), value);
+        }
     }
 
     pub fn clients(&self) -> AwsClients {
@@ -175,7 +196,10 @@ impl LocalStack {
             .template
             .function_by_binary(binary)
             .ok_or_else(|| LocalError::Setup(format!("template.yaml has no function with binary {binary}")))?;
-        Ok(function.environment.iter().map(|(name, expr)| (name.clone(), self.resolve(expr))).collect())
+        let mut env: HashMap<String, String> =
+            function.environment.iter().map(|(name, expr)| (name.clone(), self.resolve(expr))).collect();
+        env.extend(self.env_overrides.clone());
+        Ok(env)
     }
 }
 

@@ -13,6 +13,8 @@ pub struct NewAccount {
     pub account_id: AccountId,
     pub provider: Provider,
     pub external_id: ExternalId,
+    /// WhatsApp: the WhatsApp Business Account id, needed to check the app's subscription.
+    pub waba_id: Option<String>,
 }
 
 /// An account item as stored.
@@ -35,6 +37,20 @@ pub struct AccountRecord {
     pub notified_history_id: Option<u64>,
     /// Epoch seconds until which a recovery job for this account is pending.
     pub recovery_lease_until: Option<i64>,
+    /// Gmail: the historyId up to which changes are synced.
+    pub history_cursor: Option<u64>,
+    /// Gmail: when the cursor was last moved, epoch seconds.
+    pub history_cursor_at: Option<i64>,
+    /// Gmail: when the current `users.watch` stops, epoch milliseconds.
+    pub watch_expiration_ms: Option<u64>,
+    /// WhatsApp: the WhatsApp Business Account the number belongs to.
+    pub waba_id: Option<String>,
+    /// Recoveries that failed in a row since the last success.
+    pub consecutive_failures: u64,
+    pub last_recovery_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Why `status` is what it is, when it is not `active`.
+    pub status_reason: Option<String>,
 }
 
 /// The liveness counters one webhook request adds to one account.
@@ -54,7 +70,7 @@ impl Store {
         let table = &self.tables.accounts;
         let now = rfc3339(Utc::now());
 
-        let account_item = Item::from([
+        let mut account_item = Item::from([
             ("pk".to_string(), s(keys::account_pk(&account.tenant_id))),
             ("sk".to_string(), s(keys::account_sk(&account.account_id))),
             ("tenant_id".to_string(), s(account.tenant_id.as_str())),
@@ -64,6 +80,9 @@ impl Store {
             ("status".to_string(), s("active")),
             ("created_at".to_string(), s(now.clone())),
         ]);
+        if let Some(waba_id) = &account.waba_id {
+            account_item.insert("waba_id".to_string(), s(waba_id.clone()));
+        }
         let route_item = Item::from([
             ("pk".to_string(), s(keys::route_pk(account.provider, &account.external_id))),
             ("sk".to_string(), s(keys::ROUTE_SK)),
@@ -253,5 +272,13 @@ pub(crate) fn parse_account(table: &str, item: &Item) -> Result<AccountRecord, S
         last_webhook_at: get_s(item, "last_webhook_at").map(str::to_string),
         notified_history_id: get_n(item, "notified_history_id"),
         recovery_lease_until: get_n(item, "recovery_lease_until"),
+        history_cursor: get_n(item, "history_cursor"),
+        history_cursor_at: get_n(item, "history_cursor_at"),
+        watch_expiration_ms: get_n(item, "watch_expiration_ms"),
+        waba_id: get_s(item, "waba_id").map(str::to_string),
+        consecutive_failures: get_n(item, "consecutive_failures").unwrap_or(0),
+        last_recovery_at: get_s(item, "last_recovery_at").map(str::to_string),
+        last_error: get_s(item, "last_error").map(str::to_string),
+        status_reason: get_s(item, "status_reason").map(str::to_string),
     })
 }

@@ -8,6 +8,9 @@ use crate::jobs::JobKind;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+/// The account attribute that holds the recovery lease (epoch seconds).
+pub const RECOVERY_LEASE: &str = "recovery_lease_until";
+
 /// Pushes are deduplicated for a week; Pub/Sub retains unacknowledged messages at most 7 days.
 const PUSH_RECORD_TTL: Duration = Duration::from_secs(7 * 86_400);
 
@@ -136,44 +139,12 @@ impl Store {
         kind: JobKind,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let table = &self.tables.accounts;
-        let result = self
-            .dynamodb
-            .update_item()
-            .table_name(table)
-            .key("pk", s(keys::account_pk(tenant_id)))
-            .key("sk", s(keys::account_sk(account_id)))
-            .update_expression("SET recovery_lease_until = :until, recovery_lease_kind = :kind")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(recovery_lease_until) OR recovery_lease_until < :now)",
-            )
-            .expression_attribute_values(":until", n(until.timestamp()))
-            .expression_attribute_values(":kind", s(kind.as_str()))
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(false)
-            }
-            Err(error) => Err(StoreError::dynamo("UpdateItem", table, &error)),
-        }
+        tracing::debug!(tenant = %tenant_id, account = %account_id, job_kind = kind.as_str(), "claiming the recovery lease");
+        self.claim_lease(tenant_id, account_id, RECOVERY_LEASE, until).await
     }
 
     /// Clears the account's recovery lease, so the next push or detector run may send a job.
     pub async fn release_recovery_lease(&self, tenant_id: &TenantId, account_id: &AccountId) -> Result<(), StoreError> {
-        let table = &self.tables.accounts;
-        self.dynamodb
-            .update_item()
-            .table_name(table)
-            .key("pk", s(keys::account_pk(tenant_id)))
-            .key("sk", s(keys::account_sk(account_id)))
-            .update_expression("REMOVE recovery_lease_until, recovery_lease_kind")
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map_err(|error| StoreError::dynamo("UpdateItem", table, &error))?;
-        Ok(())
+        self.release_lease(tenant_id, account_id, RECOVERY_LEASE).await
     }
 }

@@ -2,8 +2,11 @@
 //! and quarantined bodies. Every write is conditional where a retry could repeat it.
 
 pub mod accounts;
+pub mod credentials;
 pub mod events;
+pub mod health;
 pub mod keys;
+pub mod ledger;
 pub mod mailbox;
 pub mod messages;
 pub mod quarantine;
@@ -16,7 +19,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use accounts::{AccountRecord, ActivityCounters, NewAccount};
+pub use credentials::Credentials;
 pub use events::{StoredEvent, WriteOutcome};
+pub use health::PreviousHealth;
+pub use ledger::LedgerEntry;
 pub use mailbox::PushRecord;
 pub use messages::{MessageRecord, StatusOutcome};
 pub use quarantine::QuarantineRecord;

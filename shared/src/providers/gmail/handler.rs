@@ -9,12 +9,11 @@ use super::jwks::JwksCache;
 use super::push::{parse, GmailPush};
 use crate::aws::AwsClients;
 use crate::config::{ConfigError, Env, GmailConfig};
-use crate::event::rfc3339;
 use crate::http::{json_response, WebhookRequest};
 use crate::ids::{ExternalId, Provider};
 use crate::ingest::webhook::reject_oversized;
 use crate::ingest::{IngestDeps, IngestReport};
-use crate::jobs::{JobKind, SyncJob, JOB_SCHEMA_VERSION};
+use crate::jobs::{JobKind, SyncJob};
 use crate::queue::Queue;
 use crate::store::{PushRecord, Route, StoreError};
 use chrono::Utc;
@@ -172,19 +171,15 @@ async fn send_history_sync(deps: &GmailDeps, route: &Route, notification: &Gmail
         }
     }
 
-    let job = SyncJob {
-        schema_version: JOB_SCHEMA_VERSION,
-        job_id: format!("history_sync:{}:{}:{}", route.tenant_id, route.account_id, notification.history_id),
-        kind: JobKind::HistorySync,
-        tenant_id: route.tenant_id.clone(),
-        account_id: route.account_id.clone(),
-        provider: Provider::Gmail,
-        reason: "gmail_push".to_string(),
-        requested_at: rfc3339(Utc::now()),
-        notified_history_id: Some(notification.history_id),
-        window_start_ms: None,
-        window_end_ms: None,
-    };
+    let mut job = SyncJob::new(
+        JobKind::HistorySync,
+        route.tenant_id.clone(),
+        route.account_id.clone(),
+        Provider::Gmail,
+        "gmail_push",
+        &notification.history_id.to_string(),
+    );
+    job.notified_history_id = Some(notification.history_id);
     match deps.sync_queue.send_all(&[job.to_message()]).await {
         Ok(()) => 1,
         Err(error) => {

@@ -1,6 +1,7 @@
 //! Gmail through Pub/Sub push: the OIDC token Google attaches to each push, the push
 //! body, and the handler that records the notification and asks for a history sync.
 
+pub mod api;
 pub mod auth;
 pub mod handler;
 pub mod jwks;

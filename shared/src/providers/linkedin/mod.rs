@@ -1,6 +1,7 @@
 //! LinkedIn webhooks: the GET challenge, `X-LI-Signature` verification, organization
 //! social action notifications and lead actions.
 
+pub mod api;
 pub mod handler;
 pub mod normalize;
 pub mod verify;

@@ -50,7 +50,8 @@ pub fn normalize(body: &[u8]) -> Result<NormalizedBatch, EnvelopeError> {
     Ok(batch)
 }
 
-fn social_action(notification: &Value) -> Result<PendingEvent, String> {
+/// Normalizes one organization social action notification, as a webhook or a pull delivers it.
+pub fn social_action(notification: &Value) -> Result<PendingEvent, String> {
     // notificationId is a JSON number (a long); it is kept as a string from here on.
     let notification_id = match notification.get("notificationId") {
         Some(Value::Number(number)) if number.as_u64().is_some() => number.to_string(),

@@ -1,6 +1,7 @@
 //! WhatsApp Cloud API webhooks: the GET subscription handshake, `X-Hub-Signature-256`
 //! verification, the notification payload and its canonical events.
 
+pub mod api;
 pub mod handler;
 pub mod normalize;
 pub mod payload;
