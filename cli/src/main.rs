@@ -2,6 +2,7 @@
 
 mod accounts;
 mod events;
+mod gaps;
 mod local;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     /// Read stored canonical events.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Run one gap analysis and print the findings and the jobs it would send, sending nothing.
+    Gaps(gaps::GapsArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> ExitCode {
         Command::Local(command) => local::run(command).await,
         Command::Accounts(command) => accounts::run(command).await,
         Command::Events(command) => events::run(command).await,
+        Command::Gaps(args) => gaps::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

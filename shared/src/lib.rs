@@ -8,6 +8,7 @@ pub mod aws;
 pub mod bus;
 pub mod config;
 pub mod event;
+pub mod gaps;
 pub mod http;
 pub mod ids;
 pub mod ingest;

@@ -147,6 +147,28 @@ impl TestStack {
         )
     }
 
+    /// Detector deps with the template's environment plus `overrides`.
+    pub fn detector_deps(&self, overrides: &[(&str, &str)]) -> commsync::gaps::DetectorDeps {
+        let mut env = self.function_env("gap-detector");
+        for (name, value) in overrides {
+            env.insert(name.to_string(), value.to_string());
+        }
+        commsync::gaps::DetectorDeps::new(&self.clients, &env).expect("detector config is complete")
+    }
+
+    /// Makes an account look busy (a learned `rate_per_hour` over the last day) and silent
+    /// since `silent_since`.
+    pub async fn make_busy_and_silent(&self, tenant: &str, account: &str, rate_per_hour: f64, silent_since: i64) {
+        let (tenant_id, account_id) = (TenantId::parse(tenant).unwrap(), AccountId::parse(account).unwrap());
+        let record = self.store.get_account(&tenant_id, &account_id).await.unwrap();
+        let mut state = record.detector.clone();
+        state.event_rate = commsync::gaps::rate::RateEstimate { count: rate_per_hour * 24.0, exposure_hours: 24.0 };
+        state.seen_events = record.webhook_events;
+        state.updated_at = Some(silent_since);
+        self.store.write_detector_state(&record, &state).await.unwrap();
+        self.store.set_last_webhook_epoch(&tenant_id, &account_id, silent_since).await.unwrap();
+    }
+
     /// Sends a job to `SyncQueue`.
     pub async fn enqueue_job(&self, job: &commsync::jobs::SyncJob) {
         let queue = commsync::queue::Queue::new(self.clients.sqs.clone(), self.queue_url("SyncQueue"));

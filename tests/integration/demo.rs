@@ -13,8 +13,10 @@ async fn demo_summary_counts_every_outcome() {
     assert_eq!(summary.stored, 21, "{text}");
     assert_eq!(summary.duplicates, 4, "{text}");
     assert_eq!(summary.quarantined_bodies, 2, "{text}");
-    assert_eq!(summary.enqueued_messages, 22, "{text}");
-    assert_eq!(summary.jobs_run, 1, "{text}");
+    assert_eq!(summary.enqueued_messages, 27, "{text}");
+    assert_eq!(summary.jobs_run, 3, "{text}");
+    assert_eq!(summary.recovered, 5, "{text}");
+    assert_eq!(summary.detector_jobs, 2, "{text}");
     assert_eq!(summary.sync_jobs, 0, "{text}");
     assert_eq!(summary.rejected, 0, "{text}");
     assert!(text.contains("is read"), "{text}");

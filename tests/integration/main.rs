@@ -2,6 +2,7 @@
 //! its own tables and queues from `template.yaml`.
 
 mod demo;
+mod detector;
 mod gmail;
 mod linkedin;
 mod provider_server;

@@ -104,13 +104,23 @@ pub async fn ingest(
     }
 
     let outcomes = deps.store.write_events(&events).await?;
-    let mut new_per_account: BTreeMap<(TenantId, AccountId), u64> = BTreeMap::new();
+    let mut new_per_account: BTreeMap<(TenantId, AccountId), ActivityCounters> = BTreeMap::new();
     let mut to_send = Vec::new();
     for (event, outcome) in events.iter().zip(&outcomes) {
         match outcome {
             WriteOutcome::New => {
                 report.stored += 1;
-                *new_per_account.entry((event.tenant_id.clone(), event.account_id.clone())).or_default() += 1;
+                let counters = new_per_account.entry((event.tenant_id.clone(), event.account_id.clone())).or_default();
+                counters.new_events += 1;
+                if event.kind == crate::event::EventKind::MessageStatus {
+                    match event.data.get("status").and_then(|status| status.as_str()) {
+                        Some("sent") => counters.status_sent += 1,
+                        Some("delivered") => counters.status_delivered += 1,
+                        Some("read" | "played") => counters.status_read += 1,
+                        Some("failed") => counters.status_failed += 1,
+                        _ => {}
+                    }
+                }
                 to_send.push(event);
             }
             WriteOutcome::Duplicate { enqueued: false } => {
@@ -132,10 +142,8 @@ pub async fn ingest(
         events.iter().map(|event| (event.tenant_id.clone(), event.account_id.clone())).collect();
     for (tenant_id, account_id) in &accounts {
         let key = (tenant_id.clone(), account_id.clone());
-        let counters = ActivityCounters {
-            new_events: new_per_account.get(&key).copied().unwrap_or(0),
-            orphan_statuses: orphans_per_account.get(&key).copied().unwrap_or(0),
-        };
+        let mut counters = new_per_account.get(&key).copied().unwrap_or_default();
+        counters.orphan_statuses = orphans_per_account.get(&key).copied().unwrap_or(0);
         if source == Source::Webhook {
             deps.store.record_webhook_activity(tenant_id, account_id, counters, received_at).await?;
         }

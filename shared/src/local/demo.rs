@@ -38,6 +38,11 @@ pub struct DemoSummary {
     pub sync_jobs: usize,
     /// Recovery jobs the worker finished.
     pub jobs_run: usize,
+    /// Findings of the detection pass, and jobs it sent.
+    pub findings: usize,
+    pub detector_jobs: usize,
+    /// Events the recoveries stored that the webhooks had missed.
+    pub recovered: u64,
     pub rejected: usize,
 }
 
@@ -195,6 +200,8 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         }
     }
 
+    detect_and_recover(&stack, &functions, &store, &providers, &mut summary, out).await?;
+
     for provider in Provider::ALL {
         summary.quarantined_bodies += store.list_quarantine(provider).await?.len();
     }
@@ -240,12 +247,15 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
 
     writeln!(
         out,
-        "\nsummary: {}, {} stored, {} suppressed, {} quarantined, {} rejected, {} run, {} in EventsQueue, {} left in SyncQueue",
+        "\nsummary: {}, {} stored, {} suppressed, {} quarantined, {} rejected, {}, {} recovered by gap detection, \
+         {} run, {} in EventsQueue, {} left in SyncQueue",
         count(summary.requests, "request"),
         count(summary.stored, "item"),
         count(summary.duplicates, "duplicate"),
         count(summary.quarantined_bodies, "body"),
         summary.rejected,
+        count(summary.findings, "gap finding"),
+        count(summary.recovered as usize, "event"),
         count(summary.jobs_run, "recovery job"),
         count(summary.enqueued_messages, "canonical event"),
         count(summary.sync_jobs, "recovery job"),
@@ -281,6 +291,104 @@ async fn seed_mailbox(store: &Store, providers: &ProviderServer) -> Result<(), L
     };
     store.put_credentials(&tenant_id, &account_id, &credentials).await?;
     store.advance_history_cursor(&tenant_id, &account_id, DEMO_CURSOR).await?;
+    Ok(())
+}
+
+/// The demo LinkedIn page: it usually gets 30 notifications an hour, but its webhooks
+/// stopped two hours ago while LinkedIn kept five notifications the demo never received.
+const SILENT_PAGE: (&str, &str, &str) = ("acme", "company-page", "urn:li:organization:5515715");
+
+/// Makes the LinkedIn page a busy page gone silent, runs a detection pass and lets the
+/// worker run what it sent.
+async fn detect_and_recover(
+    stack: &LocalStack,
+    functions: &LocalFunctions,
+    store: &Store,
+    providers: &ProviderServer,
+    summary: &mut DemoSummary,
+    out: &mut impl Write,
+) -> Result<(), LocalError> {
+    let now = chrono::Utc::now();
+    let (tenant, account, organization) = SILENT_PAGE;
+    let tenant_id = TenantId::parse(tenant).expect("valid id");
+    let account_id = AccountId::parse(account).expect("valid id");
+    let page = store.get_account(&tenant_id, &account_id).await?;
+
+    // Two hours of silence after a learned 30 notifications/h (720 over the last day).
+    let silent_since = now.timestamp() - 2 * 3600;
+    let mut state = page.detector.clone();
+    state.event_rate = crate::gaps::rate::RateEstimate { count: 720.0, exposure_hours: 24.0 };
+    state.seen_events = page.webhook_events;
+    state.updated_at = Some(silent_since);
+    store.write_detector_state(&page, &state).await?;
+    store.set_last_webhook_epoch(&tenant_id, &account_id, silent_since).await?;
+    store
+        .put_credentials(
+            &tenant_id,
+            &account_id,
+            &crate::store::Credentials {
+                access_token: Some(crate::secret::Secret::new("demo-linkedin-token")),
+                ..Default::default()
+            },
+        )
+        .await?;
+    {
+        let mut state = providers.state();
+        state.add_linkedin_token("demo-linkedin-token");
+        for (offset, id) in (7_391_046_001u64..7_391_046_006).enumerate() {
+            let at_ms = (silent_since + 600 + offset as i64 * 900) * 1000;
+            state.linkedin_add_notification(organization, id, if offset % 2 == 0 { "COMMENT" } else { "LIKE" }, at_ms);
+        }
+    }
+
+    writeln!(out, "\ndetection pass (acme/company-page learned 30 notifications/h, silent for 2 h):").ok();
+    let report = functions.run_detector(now).await?;
+    summary.findings = report.findings.len();
+    summary.detector_jobs = report.jobs_sent;
+    let mut findings = report.findings.clone();
+    findings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    for finding in &findings {
+        writeln!(
+            out,
+            "  {:>6.1} {}/{} {} -> {}: {}",
+            finding.score,
+            finding.tenant_id,
+            finding.account_id,
+            finding.kind.as_str(),
+            finding.recommendation.name(),
+            finding.evidence
+        )
+        .ok();
+    }
+    writeln!(out, "  sent {} within the budget", count(report.jobs_sent, "recovery job")).ok();
+
+    writeln!(out, "\nrecovery worker runs the detector's jobs:").ok();
+    for _ in 0..20 {
+        let poll = functions.poll_queue(stack, "recovery-worker").await?;
+        if poll.received == 0 {
+            break;
+        }
+        summary.jobs_run += poll.succeeded;
+    }
+    for account in store.list_accounts().await? {
+        for entry in store.list_ledger(&account.tenant_id, &account.account_id).await? {
+            if entry.kind.starts_with("recovery:") && entry.reason != "gmail_push" {
+                summary.recovered += entry.recovered_events;
+                writeln!(
+                    out,
+                    "  {}/{} {} ({}): {}, {} API calls: {}",
+                    account.tenant_id,
+                    account.account_id,
+                    entry.kind,
+                    entry.reason,
+                    entry.outcome,
+                    entry.api_calls,
+                    entry.detail
+                )
+                .ok();
+            }
+        }
+    }
     Ok(())
 }
 

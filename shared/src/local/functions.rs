@@ -19,6 +19,7 @@ pub enum LocalFunction {
     Gmail(Box<GmailDeps>),
     LinkedIn(Box<LinkedInDeps>),
     Recovery(Arc<RecoveryDeps>),
+    Detector(Box<crate::gaps::DetectorDeps>),
 }
 
 /// Every function of the template that runs locally, by binary name.
@@ -39,6 +40,7 @@ impl LocalFunctions {
                 "webhook-gmail" => LocalFunction::Gmail(Box::new(GmailDeps::new(&clients, &env)?)),
                 "webhook-linkedin" => LocalFunction::LinkedIn(Box::new(LinkedInDeps::new(&clients, &env)?)),
                 "recovery-worker" => LocalFunction::Recovery(Arc::new(RecoveryDeps::new(&clients, &env)?)),
+                "gap-detector" => LocalFunction::Detector(Box::new(crate::gaps::DetectorDeps::new(&clients, &env)?)),
                 other => {
                     tracing::warn!(binary = other, "no local runner for this function yet; skipped");
                     continue;
@@ -67,14 +69,20 @@ impl LocalFunctions {
             LocalFunction::WhatsApp(deps) => Ok(whatsapp::handle_with_report(event, deps).await),
             LocalFunction::Gmail(deps) => Ok(gmail::handle_with_report(event, deps).await),
             LocalFunction::LinkedIn(deps) => Ok(linkedin::handle_with_report(event, deps).await),
-            LocalFunction::Recovery(_) => {
-                Err(LocalError::Setup(format!("{binary} consumes SQS events, not HTTP requests")))
+            LocalFunction::Recovery(_) | LocalFunction::Detector(_) => {
+                Err(LocalError::Setup(format!("{binary} does not serve HTTP requests")))
             }
         }
     }
 
     /// Runs a function on a Lambda event file's JSON and returns the response JSON.
     pub async fn invoke_json(&self, binary: &str, event_json: &str) -> Result<serde_json::Value, LocalError> {
+        if let LocalFunction::Detector(deps) = self.get(binary)? {
+            let report = crate::gaps::run::run(deps, chrono::Utc::now(), false)
+                .await
+                .map_err(|error| LocalError::Setup(format!("detector run failed: {error}")))?;
+            return Ok(serde_json::to_value(report).expect("reports serialize"));
+        }
         if let LocalFunction::Recovery(deps) = self.get(binary)? {
             let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(event_json)
                 .map_err(|error| LocalError::Setup(format!("event is not an SQS event: {error}")))?;
@@ -101,6 +109,16 @@ impl LocalFunctions {
         let queue_url = deps.sync_queue.url().to_string();
         let sqs = stack.clients().sqs;
         super::worker::poll_once(&sqs, &queue_url, |event| crate::recovery::handle(event, None, deps)).await
+    }
+
+    /// Runs one detector pass now and returns its report.
+    pub async fn run_detector(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::gaps::RunReport, LocalError> {
+        let LocalFunction::Detector(deps) = self.get("gap-detector")? else {
+            return Err(LocalError::Setup("gap-detector is not a detector".to_string()));
+        };
+        crate::gaps::run::run(deps, now, false)
+            .await
+            .map_err(|error| LocalError::Setup(format!("detector run failed: {error}")))
     }
 
     /// Binaries served over HTTP with their routes, from the template.

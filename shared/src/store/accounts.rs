@@ -51,6 +51,18 @@ pub struct AccountRecord {
     pub last_error: Option<String>,
     /// Why `status` is what it is, when it is not `active`.
     pub status_reason: Option<String>,
+    /// Epoch seconds of the last webhook request, and of the last one with statuses.
+    pub last_webhook_epoch: Option<i64>,
+    pub last_status_epoch: Option<i64>,
+    /// Gmail: when a push last raised `notified_history_id`, epoch seconds.
+    pub notified_epoch: Option<i64>,
+    /// WhatsApp status events counted by the webhooks, by status.
+    pub status_sent: u64,
+    pub status_delivered: u64,
+    pub status_read: u64,
+    pub status_failed: u64,
+    /// State the gap detector keeps between runs.
+    pub detector: crate::gaps::DetectorState,
 }
 
 /// The liveness counters one webhook request adds to one account.
@@ -58,6 +70,17 @@ pub struct AccountRecord {
 pub struct ActivityCounters {
     pub new_events: u64,
     pub orphan_statuses: u64,
+    /// New WhatsApp status events by status (`played` counts as `read`).
+    pub status_sent: u64,
+    pub status_delivered: u64,
+    pub status_read: u64,
+    pub status_failed: u64,
+}
+
+impl ActivityCounters {
+    pub fn statuses(&self) -> u64 {
+        self.status_sent + self.status_delivered + self.status_read + self.status_failed
+    }
 }
 
 impl Store {
@@ -204,20 +227,28 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let table = &self.tables.accounts;
+        let mut expression = "ADD webhook_events :events, webhook_requests :one, orphan_statuses :orphans, \
+             status_sent :sent, status_delivered :delivered, status_read :read, status_failed :failed \
+             SET last_webhook_at = :at, last_webhook_epoch = :epoch"
+            .to_string();
+        if counters.statuses() > 0 {
+            expression.push_str(", last_status_epoch = :epoch");
+        }
         let result = self
             .dynamodb
             .update_item()
             .table_name(table)
             .key("pk", s(keys::account_pk(tenant_id)))
             .key("sk", s(keys::account_sk(account_id)))
-            .update_expression(
-                "ADD webhook_events :events, webhook_requests :one, orphan_statuses :orphans \
-                 SET last_webhook_at = :at, last_webhook_epoch = :epoch",
-            )
+            .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":events", n(counters.new_events))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":orphans", n(counters.orphan_statuses))
+            .expression_attribute_values(":sent", n(counters.status_sent))
+            .expression_attribute_values(":delivered", n(counters.status_delivered))
+            .expression_attribute_values(":read", n(counters.status_read))
+            .expression_attribute_values(":failed", n(counters.status_failed))
             .expression_attribute_values(":at", s(rfc3339(at)))
             .expression_attribute_values(":epoch", n(at.timestamp()))
             .send()
@@ -280,5 +311,13 @@ pub(crate) fn parse_account(table: &str, item: &Item) -> Result<AccountRecord, S
         last_recovery_at: get_s(item, "last_recovery_at").map(str::to_string),
         last_error: get_s(item, "last_error").map(str::to_string),
         status_reason: get_s(item, "status_reason").map(str::to_string),
+        last_webhook_epoch: get_n(item, "last_webhook_epoch"),
+        last_status_epoch: get_n(item, "last_status_epoch"),
+        notified_epoch: get_n(item, "notified_epoch"),
+        status_sent: get_n(item, "status_sent").unwrap_or(0),
+        status_delivered: get_n(item, "status_delivered").unwrap_or(0),
+        status_read: get_n(item, "status_read").unwrap_or(0),
+        status_failed: get_n(item, "status_failed").unwrap_or(0),
+        detector: crate::gaps::DetectorState::from_item(item),
     })
 }

@@ -198,6 +198,27 @@ impl Store {
         Ok(get_s(&old, "status").unwrap_or(status::ACTIVE).to_string())
     }
 
+    /// Sets when the last webhook arrived; used to replay a silence in the demo and tests.
+    pub async fn set_last_webhook_epoch(
+        &self,
+        tenant_id: &TenantId,
+        account_id: &AccountId,
+        epoch: i64,
+    ) -> Result<(), StoreError> {
+        self.account_update(tenant_id, account_id)
+            .update_expression("SET last_webhook_epoch = :epoch, last_webhook_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(
+                ":at",
+                s(chrono::DateTime::from_timestamp(epoch, 0).map(rfc3339).unwrap_or_default()),
+            )
+            .send()
+            .await
+            .map_err(|error| StoreError::dynamo("UpdateItem", &self.tables.accounts, &error))?;
+        Ok(())
+    }
+
     /// Takes the lease named by `attribute` until `until` unless an unexpired one is held.
     /// Returns whether this caller now holds it.
     pub async fn claim_lease(

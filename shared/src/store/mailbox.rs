@@ -108,7 +108,7 @@ impl Store {
             .key("pk", s(keys::account_pk(tenant_id)))
             .key("sk", s(keys::account_sk(account_id)))
             .update_expression(
-                "SET notified_history_id = :history, notified_at = :at, last_webhook_at = :at, last_webhook_epoch = :epoch \
+                "SET notified_history_id = :history, notified_at = :at, notified_epoch = :epoch, last_webhook_at = :at, last_webhook_epoch = :epoch \
                  ADD webhook_requests :one, webhook_events :one",
             )
             .condition_expression(
