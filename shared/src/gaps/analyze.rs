@@ -391,6 +391,8 @@ pub struct Incident {
     pub provider: Provider,
     pub silent_accounts: usize,
     pub active_accounts: usize,
+    /// Epoch second the earliest of the silences began: recoveries start from here.
+    pub silent_since: i64,
 }
 
 /// Finds providers with an incident: at least `incident_min_accounts` normally-active
@@ -400,7 +402,7 @@ pub fn detect_incidents(
     now: i64,
     config: &DetectorConfig,
 ) -> Vec<Incident> {
-    let mut per_provider: BTreeMap<Provider, (usize, usize)> = BTreeMap::new();
+    let mut per_provider: BTreeMap<Provider, (usize, usize, i64)> = BTreeMap::new();
     for (account, state) in accounts {
         if account.status != "active" {
             continue;
@@ -409,19 +411,25 @@ pub fn detect_incidents(
         if rate < config.active_rate_per_hour {
             continue;
         }
-        let entry = per_provider.entry(account.provider).or_default();
+        let entry = per_provider.entry(account.provider).or_insert((0, 0, now));
         entry.1 += 1;
         let silent = silent_hours(account, now);
         if silence::probability(rate, silent) < config.incident_alpha {
             entry.0 += 1;
+            entry.2 = entry.2.min(now - (silent * HOUR) as i64);
         }
     }
     per_provider
         .into_iter()
-        .filter(|(_, (silent, active))| {
+        .filter(|(_, (silent, active, _))| {
             *active >= config.incident_min_accounts && *silent as f64 >= config.incident_share * *active as f64
         })
-        .map(|(provider, (silent_accounts, active_accounts))| Incident { provider, silent_accounts, active_accounts })
+        .map(|(provider, (silent_accounts, active_accounts, silent_since))| Incident {
+            provider,
+            silent_accounts,
+            active_accounts,
+            silent_since,
+        })
         .collect()
 }
 

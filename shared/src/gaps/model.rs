@@ -49,7 +49,7 @@ pub struct DetectorConfig {
     pub incident_min_accounts: usize,
     /// ... and this share of them silent at once (`DETECTOR_INCIDENT_SHARE`, 0.5).
     pub incident_share: f64,
-    /// Recoveries per provider per run after an incident (`DETECTOR_INCIDENT_PACE`, 20).
+    /// Recoveries per provider per run after an incident (`DETECTOR_INCIDENT_PACE`, 100).
     pub incident_pace: usize,
     /// Provider API calls each run may spend, per provider (`DETECTOR_BUDGET_WHATSAPP`, `_GMAIL`, `_LINKEDIN`; 200 each).
     pub budgets: [(Provider, u64); 3],
@@ -78,7 +78,7 @@ impl Default for DetectorConfig {
             incident_alpha: 0.05,
             incident_min_accounts: 5,
             incident_share: 0.5,
-            incident_pace: 20,
+            incident_pace: 100,
             budgets: [(Provider::WhatsApp, 200), (Provider::Gmail, 200), (Provider::LinkedIn, 200)],
             scan_segments: 4,
             recovery_lease: Duration::from_secs(900),
@@ -113,7 +113,7 @@ impl DetectorConfig {
             incident_alpha: float("DETECTOR_INCIDENT_ALPHA", defaults.incident_alpha)?,
             incident_min_accounts: env.number("DETECTOR_INCIDENT_MIN_ACCOUNTS", 5)? as usize,
             incident_share: float("DETECTOR_INCIDENT_SHARE", defaults.incident_share)?,
-            incident_pace: env.number("DETECTOR_INCIDENT_PACE", 20)? as usize,
+            incident_pace: env.number("DETECTOR_INCIDENT_PACE", 100)? as usize,
             budgets: [
                 (Provider::WhatsApp, env.number("DETECTOR_BUDGET_WHATSAPP", 200)?),
                 (Provider::Gmail, env.number("DETECTOR_BUDGET_GMAIL", 200)?),

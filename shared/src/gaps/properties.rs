@@ -138,7 +138,7 @@ impl Sim {
             record.detector = state;
         }
         for incident in &analysis.incidents {
-            self.open_incidents.entry(incident.provider).or_insert(self.now);
+            self.open_incidents.entry(incident.provider).or_insert(incident.silent_since);
         }
         for provider in &analysis.resolved {
             self.open_incidents.remove(provider);

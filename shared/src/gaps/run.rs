@@ -99,13 +99,16 @@ pub fn analyze_fleet(
         }
     }
 
-    // An incident that ended leaves its normally-active accounts to recover, paced by the planner.
+    // An incident that ended leaves every account that likely had traffic during it to
+    // recover (at least a 1% chance of an event at its own rate), paced by the planner.
     let resolved: Vec<Provider> =
         open_incidents.keys().copied().filter(|provider| !incident_providers.contains(provider)).collect();
     for provider in &resolved {
         let started = open_incidents[provider];
+        let hours = ((now - started) as f64 / 3600.0).max(config.run_interval.as_secs_f64() / 3600.0);
         for (account, (state, changed)) in accounts.iter().zip(states.iter_mut()) {
-            if account.provider == *provider && state.event_rate.per_hour(config.prior) >= config.active_rate_per_hour {
+            let expected_events = state.event_rate.per_hour(config.prior) * hours;
+            if account.provider == *provider && account.status == "active" && expected_events >= 0.01 {
                 state.incident_recovery_from = Some(started);
                 *changed = true;
             }
@@ -209,7 +212,7 @@ pub async fn run(deps: &DetectorDeps, now: DateTime<Utc>, dry_run: bool) -> Resu
 
     write_states(deps, &accounts, analysis.states, &claimed).await;
     report.published = publish_new_findings(deps, &accounts, &analysis.findings, &claimed, now).await;
-    update_incidents(deps, &analysis.incidents, &analysis.resolved, &open_incidents, now).await;
+    update_incidents(deps, &analysis.incidents, &analysis.resolved, &open_incidents).await;
 
     tracing::info!(accounts = report.accounts, findings = report.findings.len(), jobs_sent = report.jobs_sent, deferred = report.plan.deferred.len(), pending = report.plan.pending, published = report.published, incidents = ?report.incidents, "detector run finished");
     Ok(report)
@@ -312,10 +315,9 @@ async fn update_incidents(
     incidents: &[Incident],
     resolved: &[Provider],
     open: &BTreeMap<Provider, i64>,
-    now: DateTime<Utc>,
 ) {
     for incident in incidents.iter().filter(|incident| !open.contains_key(&incident.provider)) {
-        if let Err(error) = deps.store.open_incident(incident.provider, now.timestamp()).await {
+        if let Err(error) = deps.store.open_incident(incident.provider, incident.silent_since).await {
             tracing::error!(provider = %incident.provider, %error, "incident not recorded");
         }
     }
