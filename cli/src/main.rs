@@ -38,8 +38,7 @@ async fn main() -> ExitCode {
         Command::Local(local::LocalCommand::Demo) => "error",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COMMSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let filter = commsync::logging::filter_from(&std::env::var("COMMSYNC_LOG").unwrap_or_else(|_| default_level.to_string()));
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours).init();
 

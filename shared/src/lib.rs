@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod jobs;
+pub mod logging;
 pub mod providers;
 pub mod queue;
 pub mod recovery;

@@ -3,7 +3,10 @@
 //! oracle. `simulate` writes the table and the picture that `docs/benchmarks.md` embeds.
 
 mod commsync_strategy;
+mod criterion_table;
 mod fleet;
+mod functions;
+mod ingest_cost;
 mod outcome;
 mod report;
 mod strategies;
@@ -37,10 +40,55 @@ enum Command {
         #[arg(long, default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")]
         font: PathBuf,
     },
+    /// Measure each Lambda binary: size, init time and peak memory on the demo load.
+    Functions {
+        /// Directory of the release binaries.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// Markdown file to write the table to.
+        #[arg(long, default_value = "docs/bench/functions.md")]
+        table: PathBuf,
+    },
+    /// Summarize criterion's saved results as a table.
+    CriterionTable {
+        #[arg(long, default_value = "target/criterion")]
+        dir: PathBuf,
+        #[arg(long, default_value = "docs/bench/criterion.md")]
+        table: PathBuf,
+    },
+    /// Count the AWS calls each kind of webhook costs, against a moto server it starts.
+    IngestCost {
+        /// Markdown file to write the table to.
+        #[arg(long, default_value = "docs/bench/ingest-cost.md")]
+        table: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    let Command::Simulate { accounts, hours, seed, table, picture, font } = Command::parse();
+    match Command::parse() {
+        Command::Simulate { accounts, hours, seed, table, picture, font } => {
+            simulate(accounts, hours, seed, &table, &picture, &font)
+        }
+        Command::Functions { bin_dir, table } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(functions::run(&commsync::local::project_root(), &bin_dir, &table))
+        }
+        Command::CriterionTable { dir, table } => criterion_table::run(&dir, &table),
+        Command::IngestCost { table } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(ingest_cost::run(&commsync::local::project_root(), &table))
+        }
+    }
+}
+
+fn simulate(
+    accounts: usize,
+    hours: i64,
+    seed: u64,
+    table: &std::path::Path,
+    picture: &std::path::Path,
+    font: &std::path::Path,
+) -> anyhow::Result<()> {
     let end = hours * 3600;
     let config = DetectorConfig::default();
     let base = fleet::generate(accounts, hours, seed);
@@ -78,12 +126,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(parent) = table.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&table, text)?;
+    std::fs::write(table, text)?;
     eprintln!("wrote {}", table.display());
 
-    let font_bytes = std::fs::read(&font)
+    let font_bytes = std::fs::read(font)
         .map_err(|error| anyhow::anyhow!("cannot read the font {}: {error}; pass --font", font.display()))?;
-    report::picture(&rows, account_hours, &picture, &font_bytes)?;
+    report::picture(&rows, account_hours, picture, &font_bytes)?;
     eprintln!("wrote {}", picture.display());
     Ok(())
 }

@@ -8,7 +8,7 @@ use lambda_http::lambda_runtime::{run as run_lambda, service_fn, Error, LambdaEv
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    commsync::logging::init_lambda();
     let clients = AwsClients::from_env().await;
     let deps = DetectorDeps::new(&clients, &ProcessEnv)?;
 

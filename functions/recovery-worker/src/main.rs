@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    commsync::logging::init_lambda();
     let clients = AwsClients::from_env().await;
     let deps = Arc::new(RecoveryDeps::new(&clients, &ProcessEnv)?);
 

@@ -7,7 +7,7 @@ use lambda_http::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    commsync::logging::init_lambda();
     let clients = AwsClients::from_env().await;
     let deps = LinkedInDeps::new(&clients, &ProcessEnv)?;
 

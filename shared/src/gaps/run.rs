@@ -16,7 +16,7 @@ use crate::store::{keys, n, s, AccountRecord, LedgerEntry, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use thiserror::Error;
 
 /// Partition of the detector's own items in `AccountsTable` (open incidents).
@@ -115,18 +115,20 @@ pub fn analyze_fleet(
         }
     }
 
+    // Finding kinds per account, indexed once so the fleet is analysed in linear time.
+    let mut kinds_by_account: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for finding in &findings {
+        kinds_by_account
+            .entry((finding.tenant_id.as_str(), finding.account_id.as_str()))
+            .or_default()
+            .push(finding.kind.as_str().to_string());
+    }
     for (account, (state, changed)) in accounts.iter().zip(states.iter_mut()) {
         roll_status_window(account, state, now, config);
-        let kinds: Vec<String> = {
-            let mut kinds: Vec<String> = findings
-                .iter()
-                .filter(|finding| finding.tenant_id == account.tenant_id && finding.account_id == account.account_id)
-                .map(|finding| finding.kind.as_str().to_string())
-                .collect();
-            kinds.sort();
-            kinds.dedup();
-            kinds
-        };
+        let mut kinds =
+            kinds_by_account.remove(&(account.tenant_id.as_str(), account.account_id.as_str())).unwrap_or_default();
+        kinds.sort();
+        kinds.dedup();
         if kinds != state.reported {
             state.reported = kinds;
             *changed = true;
@@ -257,12 +259,13 @@ async fn publish_new_findings(
             (planned_job.job.tenant_id.as_str(), planned_job.job.account_id.as_str(), planned_job.finding)
         })
         .collect();
+    let reported: HashMap<(&str, &str), &Vec<String>> = accounts
+        .iter()
+        .map(|account| ((account.tenant_id.as_str(), account.account_id.as_str()), &account.detector.reported))
+        .collect();
     let mut events = Vec::new();
     for finding in findings {
-        let previous = accounts
-            .iter()
-            .find(|account| account.tenant_id == finding.tenant_id && account.account_id == finding.account_id)
-            .map(|account| &account.detector.reported);
+        let previous = reported.get(&(finding.tenant_id.as_str(), finding.account_id.as_str()));
         let already_reported = previous.is_some_and(|kinds| kinds.iter().any(|kind| kind == finding.kind.as_str()));
         let queued = sent.contains(&(finding.tenant_id.as_str(), finding.account_id.as_str(), finding.kind));
         if already_reported && !queued {

@@ -276,8 +276,12 @@ async fn apply_statuses(
     report: &mut IngestReport,
 ) -> Result<HashMap<(TenantId, AccountId), u64>, IngestError> {
     let mut orphans: HashMap<(TenantId, AccountId), u64> = HashMap::new();
-    for ((tenant_id, account_id, _), update) in statuses {
-        match deps.store.apply_status(tenant_id, account_id, provider, update).await? {
+    let updates: Vec<(&TenantId, &AccountId, Provider, &StatusUpdate)> =
+        statuses.iter().map(|((tenant_id, account_id, _), update)| (tenant_id, account_id, provider, update)).collect();
+    let outcomes = deps.store.apply_statuses(&updates).await?;
+    for ((tenant_id, account_id, _, _), outcome) in updates.iter().zip(outcomes) {
+        let (tenant_id, account_id) = (*tenant_id, *account_id);
+        match outcome {
             StatusOutcome::Created { orphan: true } => {
                 report.orphan_statuses += 1;
                 *orphans.entry((tenant_id.clone(), account_id.clone())).or_default() += 1;

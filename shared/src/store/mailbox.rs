@@ -18,10 +18,18 @@ const PUSH_RECORD_TTL: Duration = Duration::from_secs(7 * 86_400);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushRecord {
     New,
-    /// Seen before; `handled` is set once a request finished processing it.
-    Duplicate {
-        handled: bool,
-    },
+    /// Pub/Sub delivered this message before.
+    Duplicate,
+}
+
+/// What a push did to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    /// The historyId was raised; `lease_claimed` when this push also took the recovery
+    /// lease and so must send the `history_sync` job.
+    Raised { lease_claimed: bool },
+    /// The historyId was not higher than the one stored: only the counters changed.
+    NotNewer,
 }
 
 impl Store {
@@ -52,42 +60,55 @@ impl Store {
         match result {
             Ok(_) => Ok(PushRecord::New),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                let existing = self
-                    .dynamodb
-                    .get_item()
-                    .table_name(table)
-                    .key("pk", s(partition))
-                    .key("sk", s(sk))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|error| StoreError::dynamo("GetItem", table, &error))?;
-                let handled = existing.item.is_some_and(|item| item.contains_key("handled_at"));
-                Ok(PushRecord::Duplicate { handled })
+                Ok(PushRecord::Duplicate)
             }
             Err(error) => Err(StoreError::dynamo("PutItem", table, &error)),
         }
     }
 
-    /// Marks a push as fully processed, so a redelivery is acknowledged without work.
-    pub async fn mark_push_handled(
+    /// Raises `notified_history_id` and takes the recovery lease in one conditional
+    /// `UpdateItem` when both are possible (the common case: one call). Otherwise raises
+    /// alone, or only counts the request when the historyId is not newer.
+    pub async fn raise_and_claim(
         &self,
         tenant_id: &TenantId,
         account_id: &AccountId,
-        message_id: &str,
-    ) -> Result<(), StoreError> {
-        let table = &self.tables.events;
-        self.dynamodb
+        history_id: u64,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Notified, StoreError> {
+        let table = &self.tables.accounts;
+        let result = self
+            .dynamodb
             .update_item()
             .table_name(table)
-            .key("pk", s(keys::account_partition(tenant_id, account_id)))
-            .key("sk", s(format!("PUSH#{message_id}")))
-            .update_expression("SET handled_at = :now")
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .key("pk", s(keys::account_pk(tenant_id)))
+            .key("sk", s(keys::account_sk(account_id)))
+            .update_expression(
+                "SET notified_history_id = :history, notified_at = :at, notified_epoch = :epoch, \
+                 last_webhook_at = :at, last_webhook_epoch = :epoch, recovery_lease_until = :until, \
+                 recovery_lease_kind = :kind ADD webhook_requests :one, webhook_events :one",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(notified_history_id) OR notified_history_id < :history) \
+                 AND (attribute_not_exists(recovery_lease_until) OR recovery_lease_until < :epoch)",
+            )
+            .expression_attribute_values(":history", n(history_id))
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .expression_attribute_values(":epoch", n(at.timestamp()))
+            .expression_attribute_values(":until", n(lease_until.timestamp()))
+            .expression_attribute_values(":kind", s(JobKind::HistorySync.as_str()))
+            .expression_attribute_values(":one", n(1))
             .send()
-            .await
-            .map_err(|error| StoreError::dynamo("UpdateItem", table, &error))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(Notified::Raised { lease_claimed: true }),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                let raised = self.raise_notified_history_id(tenant_id, account_id, history_id, at).await?;
+                Ok(if raised { Notified::Raised { lease_claimed: false } } else { Notified::NotNewer })
+            }
+            Err(error) => Err(StoreError::dynamo("UpdateItem", table, &error)),
+        }
     }
 
     /// Raises the account's `notified_history_id` to `history_id` when it is higher, and

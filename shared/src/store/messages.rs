@@ -76,6 +76,144 @@ impl Store {
         }
     }
 
+    /// Applies many statuses (one per message) with conditional transactions: first the
+    /// updates that raise existing items, then puts that create the missing ones. A cancelled
+    /// transaction's reasons tell which items failed their condition; the rest are retried.
+    /// About 2 to 4 calls per 100 statuses instead of one per status.
+    pub async fn apply_statuses(
+        &self,
+        updates: &[(&TenantId, &AccountId, Provider, &StatusUpdate)],
+    ) -> Result<Vec<StatusOutcome>, StoreError> {
+        let mut outcomes = vec![StatusOutcome::Unchanged; updates.len()];
+        let candidates: Vec<usize> = (0..updates.len()).filter(|&index| updates[index].3.rank > 0).collect();
+        if let [index] = candidates[..] {
+            let (tenant_id, account_id, provider, update) = updates[index];
+            outcomes[index] = self.apply_status(tenant_id, account_id, provider, update).await?;
+            return Ok(outcomes);
+        }
+
+        let mut missing = Vec::new();
+        for chunk in candidates.chunks(100) {
+            let raised = self
+                .conditional_transaction(chunk, |index| {
+                    let (tenant_id, account_id, provider, update) = updates[index];
+                    let action = aws_sdk_dynamodb::types::Update::builder()
+                        .table_name(&self.tables.events)
+                        .key("pk", s(keys::account_partition(tenant_id, account_id)))
+                        .key("sk", s(keys::message_sk(&update.provider_message_id)))
+                        .update_expression(
+                            "SET #status = :status, status_rank = :rank, status_at = :at, status_errors = :errors, provider = :provider",
+                        )
+                        .condition_expression("attribute_exists(pk) AND status_rank < :rank")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":status", s(update.status.clone()))
+                        .expression_attribute_values(":rank", n(update.rank))
+                        .expression_attribute_values(":at", s(update.occurred_at.clone()))
+                        .expression_attribute_values(":errors", s(update.errors.to_string()))
+                        .expression_attribute_values(":provider", s(provider.as_str()))
+                        .build()
+                        .expect("table, key and expression are set");
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder().update(action).build()
+                })
+                .await?;
+            for (index, succeeded) in chunk.iter().zip(raised) {
+                if succeeded {
+                    outcomes[*index] = StatusOutcome::Raised;
+                } else {
+                    missing.push(*index);
+                }
+            }
+        }
+
+        // A failed raise means the item is missing or already ranks as high: try to create it.
+        for chunk in missing.chunks(100) {
+            let created = self
+                .conditional_transaction(chunk, |index| {
+                    let (tenant_id, account_id, provider, update) = updates[index];
+                    let item = super::Item::from([
+                        ("pk".to_string(), s(keys::account_partition(tenant_id, account_id))),
+                        ("sk".to_string(), s(keys::message_sk(&update.provider_message_id))),
+                        ("status".to_string(), s(update.status.clone())),
+                        ("status_rank".to_string(), n(update.rank)),
+                        ("status_at".to_string(), s(update.occurred_at.clone())),
+                        ("status_errors".to_string(), s(update.errors.to_string())),
+                        ("provider".to_string(), s(provider.as_str())),
+                        ("first_status".to_string(), s(update.status.clone())),
+                    ]);
+                    let action = aws_sdk_dynamodb::types::Put::builder()
+                        .table_name(&self.tables.events)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("table and item are set");
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder().put(action).build()
+                })
+                .await?;
+            for (index, succeeded) in chunk.iter().zip(created) {
+                if succeeded {
+                    outcomes[*index] = StatusOutcome::Created { orphan: updates[*index].3.orphan_if_first };
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Runs one transaction over `indices`, dropping the items whose condition fails and
+    /// retrying the rest until it commits. Returns, per index, whether its write committed.
+    async fn conditional_transaction(
+        &self,
+        indices: &[usize],
+        action: impl Fn(usize) -> aws_sdk_dynamodb::types::TransactWriteItem,
+    ) -> Result<Vec<bool>, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let table = &self.tables.events;
+        let mut committed = vec![false; indices.len()];
+        let mut pending: Vec<usize> = (0..indices.len()).collect();
+
+        for attempt in 0..8u32 {
+            if pending.is_empty() {
+                break;
+            }
+            let items = pending.iter().map(|&position| action(indices[position])).collect();
+            let error = match self.dynamodb.transact_write_items().set_transact_items(Some(items)).send().await {
+                Ok(_) => {
+                    for &position in &pending {
+                        committed[position] = true;
+                    }
+                    return Ok(committed);
+                }
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
+                return Err(StoreError::dynamo("TransactWriteItems", table, &error));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            let before = pending.len();
+            pending = pending
+                .iter()
+                .enumerate()
+                .filter(|(position, _)| {
+                    reasons.get(*position).and_then(|reason| reason.code()) != Some("ConditionalCheckFailed")
+                })
+                .map(|(_, &index)| index)
+                .collect();
+            if pending.len() == before {
+                tokio::time::sleep(super::backoff(attempt)).await;
+            }
+        }
+        if pending.is_empty() {
+            Ok(committed)
+        } else {
+            Err(StoreError::TransactionRetriesExhausted {
+                operation: "TransactWriteItems",
+                table: table.clone(),
+                attempts: 8,
+                reasons: "conflicts".to_string(),
+            })
+        }
+    }
+
     /// Lists the message status items of one account.
     pub async fn list_messages(
         &self,

@@ -7,6 +7,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::Value;
+use crate::secret::Secret;
 use thiserror::Error;
 
 /// Issuers Google uses in OIDC tokens.
@@ -87,8 +88,9 @@ struct TokenHeader {
 /// Checks push tokens against one audience and one service account.
 #[derive(Debug)]
 pub struct PushAuthenticator {
-    audience: String,
-    service_account: String,
+    /// Both are deployed as NoEcho parameters, so `Debug` must not show them.
+    audience: Secret,
+    service_account: Secret,
     jwks: JwksCache,
     /// Allowed clock skew, in seconds, for `exp`, `nbf` and `iat`.
     leeway_seconds: u64,
@@ -96,7 +98,12 @@ pub struct PushAuthenticator {
 
 impl PushAuthenticator {
     pub fn new(audience: impl Into<String>, service_account: impl Into<String>, jwks: JwksCache) -> Self {
-        Self { audience: audience.into(), service_account: service_account.into(), jwks, leeway_seconds: 60 }
+        Self {
+            audience: Secret::new(audience.into()),
+            service_account: Secret::new(service_account.into()),
+            jwks,
+            leeway_seconds: 60,
+        }
     }
 
     /// Verifies the `Authorization` header value.
@@ -124,7 +131,7 @@ impl PushAuthenticator {
         })?;
 
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&[self.audience.expose()]);
         validation.set_issuer(&GOOGLE_ISSUERS);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = self.leeway_seconds;
@@ -144,14 +151,14 @@ impl PushAuthenticator {
 
     fn check_claims(&self, claims: &Claims) -> Result<(), AuthError> {
         // Exactly our audience: a token minted for several audiences is not ours alone.
-        if claims.aud.as_str() != Some(self.audience.as_str()) {
+        if claims.aud.as_str() != Some(self.audience.expose()) {
             return Err(AuthError::WrongAudience);
         }
         let now = chrono::Utc::now().timestamp();
         if claims.iat.is_some_and(|iat| iat > now + self.leeway_seconds as i64) {
             return Err(AuthError::NotYetValid);
         }
-        if claims.email.as_deref() != Some(self.service_account.as_str()) {
+        if claims.email.as_deref() != Some(self.service_account.expose()) {
             return Err(AuthError::WrongEmail);
         }
         if claims.email_verified != Some(true) {

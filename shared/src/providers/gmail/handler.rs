@@ -15,6 +15,7 @@ use crate::ingest::webhook::reject_oversized;
 use crate::ingest::{IngestDeps, IngestReport};
 use crate::jobs::{JobKind, SyncJob};
 use crate::queue::Queue;
+use crate::store::mailbox::Notified;
 use crate::store::{PushRecord, Route, StoreError};
 use chrono::Utc;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -132,45 +133,34 @@ async fn record(request: &WebhookRequest, deps: &GmailDeps, report: &mut IngestR
             received_at,
         )
         .await?;
-    if recorded == (PushRecord::Duplicate { handled: true }) {
-        report.duplicates = 1;
-        log_outcome(route, &notification, "duplicate");
-        return Ok(());
-    }
     report.stored = usize::from(recorded == PushRecord::New);
-    report.duplicates = usize::from(recorded != PushRecord::New);
+    report.duplicates = usize::from(recorded == PushRecord::Duplicate);
 
-    let raised = store
-        .raise_notified_history_id(&route.tenant_id, &route.account_id, notification.history_id, received_at)
+    // A redelivered push goes on as well: raising is idempotent, and a first delivery that
+    // failed after recording the push still gets its historyId raised here.
+    let lease_until = received_at + deps.recovery_lease;
+    let notified = store
+        .raise_and_claim(&route.tenant_id, &route.account_id, notification.history_id, received_at, lease_until)
         .await?;
-    if raised {
+    if notified == (Notified::Raised { lease_claimed: true }) {
         report.jobs_sent = send_history_sync(deps, route, &notification).await;
     }
 
-    // The push is persisted from here on: a failure to mark it only means a redelivery repeats harmless work.
-    if let Err(error) = store.mark_push_handled(&route.tenant_id, &route.account_id, &notification.message_id).await {
-        tracing::warn!(tenant = %route.tenant_id, account = %route.account_id, %error, "push not marked handled");
-    }
     report.accounts.push(format!("{}/{}", route.tenant_id, route.account_id));
-    log_outcome(route, &notification, if raised { "recorded" } else { "not_newer" });
+    let outcome = match notified {
+        Notified::Raised { lease_claimed: true } => "recorded",
+        Notified::Raised { lease_claimed: false } => "recorded_job_pending",
+        Notified::NotNewer => "not_newer",
+    };
+    log_outcome(route, &notification, outcome);
     Ok(())
 }
 
-/// Sends a `history_sync` job unless the account already has a recovery pending.
-/// Returns the number of jobs sent. A failure here is logged, not returned: the raised
-/// historyId is already stored, so the gap detector finds the mailbox behind and retries.
+/// Sends the `history_sync` job for a push that took the recovery lease. Returns the number
+/// of jobs sent. A failure here is logged, not returned: the raised historyId is already
+/// stored, so the gap detector finds the mailbox behind and asks again.
 async fn send_history_sync(deps: &GmailDeps, route: &Route, notification: &GmailPush) -> usize {
     let store = &deps.ingest.store;
-    let until = Utc::now() + deps.recovery_lease;
-    match store.claim_recovery_lease(&route.tenant_id, &route.account_id, JobKind::HistorySync, until).await {
-        Ok(true) => {}
-        Ok(false) => return 0,
-        Err(error) => {
-            tracing::error!(tenant = %route.tenant_id, account = %route.account_id, %error, "recovery lease not claimed; no job sent");
-            return 0;
-        }
-    }
-
     let mut job = SyncJob::new(
         JobKind::HistorySync,
         route.tenant_id.clone(),
