@@ -14,6 +14,7 @@ pub mod ids;
 pub mod ingest;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod queue;
 pub mod recovery;

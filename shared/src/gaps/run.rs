@@ -216,8 +216,38 @@ pub async fn run(deps: &DetectorDeps, now: DateTime<Utc>, dry_run: bool) -> Resu
     report.published = publish_new_findings(deps, &accounts, &analysis.findings, &claimed, now).await;
     update_incidents(deps, &analysis.incidents, &analysis.resolved, &open_incidents).await;
 
+    emit_metrics(&report);
     tracing::info!(accounts = report.accounts, findings = report.findings.len(), jobs_sent = report.jobs_sent, deferred = report.plan.deferred.len(), pending = report.plan.pending, published = report.published, incidents = ?report.incidents, "detector run finished");
     Ok(report)
+}
+
+/// One metrics line per provider: findings by kind, jobs sent and deferred, estimated API
+/// calls planned, incidents.
+fn emit_metrics(report: &RunReport) {
+    for provider in Provider::ALL {
+        let mut metrics = crate::metrics::Metrics::new("gap-detector", provider.as_str());
+        let findings = report.findings.iter().filter(|finding| finding.provider == provider);
+        metrics
+            .count("GapFindings", findings.clone().count() as u64)
+            .count("JobsSent", report.plan.jobs.iter().filter(|job| job.job.provider == provider).count() as u64)
+            .count("JobsDeferred", report.plan.deferred.len() as u64)
+            .count("PlannedApiCalls", report.plan.spent.get(&provider).copied().unwrap_or(0))
+            .count(
+                "ProviderIncidents",
+                u64::from(report.incidents.iter().any(|incident| *incident == provider.as_str())),
+            );
+        metrics.emit();
+        let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+        for finding in findings {
+            *by_kind.entry(finding.kind.as_str()).or_default() += 1;
+        }
+        for (kind, count) in by_kind {
+            let mut line =
+                crate::metrics::Metrics::new("gap-detector", provider.as_str()).dimension("FindingKind", kind);
+            line.count("GapFindings", count);
+            line.emit();
+        }
+    }
 }
 
 async fn write_states(

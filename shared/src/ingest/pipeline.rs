@@ -78,6 +78,8 @@ pub struct IngestReport {
     pub unknown_external_ids: Vec<String>,
     pub problems: Vec<String>,
     pub accounts: Vec<String>,
+    /// Ids of the events stored or sent by this request (the first 20), for the request log.
+    pub event_ids: Vec<String>,
 }
 
 /// Routes, stores and enqueues one batch. `raw_body` is quarantined when some item has
@@ -134,6 +136,7 @@ pub async fn ingest(
 
     let orphans_per_account = apply_statuses(deps, provider, &statuses, &mut report).await?;
 
+    report.event_ids = to_send.iter().take(20).map(|event| event.event_id.to_string()).collect();
     deps.events_queue.send_events(&to_send).await?;
     deps.store.mark_enqueued(&to_send).await?;
     report.enqueued = to_send.len();

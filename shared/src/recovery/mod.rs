@@ -165,7 +165,18 @@ pub async fn process_record(record: SqsMessage, deps: &RecoveryDeps) -> RecordOu
 
     let started = Instant::now();
     let (result, api_calls) = run_job(&job, deps).await;
+    let recovered = result.as_ref().map_or(0, |report| report.recovered);
     let outcome = outcome::settle(&job, result, api_calls, deps).await;
+
+    let mut metrics = crate::metrics::Metrics::new("recovery-worker", job.provider.as_str())
+        .dimension("JobKind", job.kind.as_str())
+        .dimension("Outcome", outcome.name());
+    metrics
+        .count("Recoveries", 1)
+        .count("EventsRecovered", recovered)
+        .count("ProviderApiCalls", api_calls)
+        .milliseconds("Duration", started.elapsed().as_millis() as u64);
+    metrics.emit();
     tracing::info!(
         tenant = %job.tenant_id, account = %job.account_id, provider = %job.provider, job_kind = job.kind.as_str(),
         job_id = %job.job_id, sqs_message_id = %message_id, receive_count, api_calls, outcome = outcome.name(),

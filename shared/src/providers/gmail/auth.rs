@@ -2,12 +2,12 @@
 //! `Authorization: Bearer <JWT>`, RS256-signed by Google.
 
 use super::jwks::{JwksCache, JwksError};
+use crate::secret::Secret;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::Value;
-use crate::secret::Secret;
 use thiserror::Error;
 
 /// Issuers Google uses in OIDC tokens.

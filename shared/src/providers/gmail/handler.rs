@@ -69,12 +69,13 @@ pub async fn handle_with_report(
     } else {
         (json_response(405, json!({ "error": "Pub/Sub pushes use POST" })), None)
     };
-    tracing::info!(
-        provider = "gmail",
-        status = answer.status_code,
-        bytes = request.body.len(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "request finished"
+    crate::ingest::webhook::finish_request(
+        "webhook-gmail",
+        Provider::Gmail,
+        &request.method,
+        &answer,
+        report.as_ref(),
+        started,
     );
     (answer, report)
 }

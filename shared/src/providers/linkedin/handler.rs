@@ -50,13 +50,13 @@ pub async fn handle_with_report(
         Method::POST => notification(&request, deps).await,
         _ => (json_response(405, json!({ "error": "use GET for the challenge or POST for notifications" })), None),
     };
-    tracing::info!(
-        provider = "linkedin",
-        method = %request.method,
-        status = answer.status_code,
-        bytes = request.body.len(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "request finished"
+    crate::ingest::webhook::finish_request(
+        "webhook-linkedin",
+        Provider::LinkedIn,
+        &request.method,
+        &answer,
+        report.as_ref(),
+        started,
     );
     (answer, report)
 }

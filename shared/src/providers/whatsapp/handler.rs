@@ -55,13 +55,13 @@ pub async fn handle_with_report(
         Method::POST => notification(&request, deps).await,
         _ => (json_response(405, json!({ "error": "use GET for the handshake or POST for notifications" })), None),
     };
-    tracing::info!(
-        provider = "whatsapp",
-        method = %request.method,
-        status = answer.status_code,
-        bytes = request.body.len(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "request finished"
+    crate::ingest::webhook::finish_request(
+        "webhook-whatsapp",
+        Provider::WhatsApp,
+        &request.method,
+        &answer,
+        report.as_ref(),
+        started,
     );
     (answer, report)
 }
