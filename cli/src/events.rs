@@ -20,10 +20,58 @@ pub enum EventsCommand {
         #[command(flatten)]
         tables: TableArgs,
     },
+    /// Send an account's stored events received since a time to EventsQueue again, for an
+    /// application that lost them. Consumers deduplicate on event_id.
+    Replay {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        account: AccountId,
+        /// A duration back from now (`30m`, `24h`, `7d`) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        #[command(flatten)]
+        tables: TableArgs,
+        #[command(flatten)]
+        queues: crate::QueueArgs,
+    },
+}
+
+async fn replay(
+    tenant: TenantId,
+    account: AccountId,
+    since: String,
+    tables: TableArgs,
+    queues: crate::QueueArgs,
+) -> anyhow::Result<()> {
+    let since = crate::ops::parse_since(&since)?;
+    let store = tables.store().await;
+    store.get_account(&tenant, &account).await?;
+    let events: Vec<commsync::event::CanonicalEvent> = store
+        .list_events(&tenant, &account)
+        .await?
+        .into_iter()
+        .map(|stored| stored.event)
+        .filter(|event| event.received_at >= since)
+        .collect();
+    let sqs = aws_sdk_sqs::Client::new(&crate::sdk_config().await);
+    let queue = commsync::queue::Queue::new(sqs.clone(), queues.url(&sqs, "EventsQueue").await?);
+    for (index, chunk) in events.chunks(100).enumerate() {
+        let refs: Vec<&commsync::event::CanonicalEvent> = chunk.iter().collect();
+        queue.send_events(&refs).await?;
+        eprintln!("  sent {} of {}", (index * 100 + chunk.len()).min(events.len()), events.len());
+    }
+    println!("sent {} events of {tenant}/{account} received since {since} to EventsQueue", events.len());
+    Ok(())
 }
 
 pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
-    let EventsCommand::List { tenant, account, json, tables } = command;
+    let (tenant, account, json, tables) = match command {
+        EventsCommand::List { tenant, account, json, tables } => (tenant, account, json, tables),
+        EventsCommand::Replay { tenant, account, since, tables, queues } => {
+            return replay(tenant, account, since, tables, queues).await
+        }
+    };
     let store = tables.store().await;
     store.get_account(&tenant, &account).await?;
     let mut events = store.list_events(&tenant, &account).await?;

@@ -130,8 +130,10 @@ pub fn analyze_account(
     let rate = state.event_rate.per_hour(config.prior);
     let mut findings = Vec::new();
 
-    // Accounts that need a person get exactly one finding, and no recovery.
+    // A disabled account is left alone; accounts that need a person get exactly one
+    // finding, and no recovery.
     match account.status.as_str() {
+        "disabled" => return Vec::new(),
         "reconnect_required" => {
             let reason = account.status_reason.clone().unwrap_or_default();
             return vec![finding(

@@ -3,6 +3,7 @@
 //! account's liveness counters once per request. Recoveries use the same path.
 
 mod pipeline;
+pub mod replay;
 pub mod webhook;
 
 pub use pipeline::{ingest, IngestDeps, IngestError, IngestReport, Limits};

@@ -116,6 +116,19 @@ impl Store {
             ("created_at".to_string(), s(now)),
         ]);
 
+        match self.get_account(&account.tenant_id, &account.account_id).await {
+            Ok(existing) if existing.provider == account.provider && existing.external_id == account.external_id => {}
+            Ok(existing) => {
+                return Err(StoreError::AccountExists {
+                    tenant_id: account.tenant_id.to_string(),
+                    account_id: account.account_id.to_string(),
+                    provider: existing.provider.to_string(),
+                    external_id: existing.external_id.to_string(),
+                });
+            }
+            Err(StoreError::AccountNotFound { .. }) => {}
+            Err(error) => return Err(error),
+        }
         if let Some(existing) = self
             .get_routes(account.provider, std::slice::from_ref(&account.external_id))
             .await?
@@ -214,6 +227,46 @@ impl Store {
         }
         accounts.sort_by(|a, b| (&a.tenant_id, &a.account_id).cmp(&(&b.tenant_id, &b.account_id)));
         Ok(accounts)
+    }
+
+    /// Disables an account: its status becomes `disabled` and its route item is deleted, in
+    /// one transaction, so new webhooks for its external id are quarantined and the detector
+    /// leaves it alone. The account's stored events stay.
+    pub async fn disable_account(
+        &self,
+        tenant_id: &TenantId,
+        account_id: &AccountId,
+    ) -> Result<AccountRecord, StoreError> {
+        let table = &self.tables.accounts;
+        let account = self.get_account(tenant_id, account_id).await?;
+        let disable = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .key("pk", s(keys::account_pk(tenant_id)))
+            .key("sk", s(keys::account_sk(account_id)))
+            .update_expression("SET #status = :disabled, status_reason = :reason REMOVE recovery_lease_until")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":disabled", s("disabled"))
+            .expression_attribute_values(":reason", s("disabled by an operator"))
+            .build()
+            .expect("table, key and expression are set");
+        let delete_route = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(table)
+            .key("pk", s(keys::route_pk(account.provider, &account.external_id)))
+            .key("sk", s(keys::ROUTE_SK))
+            .condition_expression("attribute_not_exists(pk) OR (tenant_id = :tenant AND account_id = :account)")
+            .expression_attribute_values(":tenant", s(tenant_id.as_str()))
+            .expression_attribute_values(":account", s(account_id.as_str()))
+            .build()
+            .expect("table and key are set");
+        self.dynamodb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(disable).build())
+            .transact_items(TransactWriteItem::builder().delete(delete_route).build())
+            .send()
+            .await
+            .map_err(|error| StoreError::dynamo("TransactWriteItems", table, &error))?;
+        self.get_account(tenant_id, account_id).await
     }
 
     /// Adds one webhook request's counters to the account item: one `UpdateItem` per

@@ -66,20 +66,54 @@ impl Store {
         account_id: &AccountId,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let items = self.query_partition(&keys::account_partition(tenant_id, account_id), "GAP#").await?;
-        Ok(items
-            .iter()
-            .map(|item| LedgerEntry {
-                at: get_s(item, "sk").and_then(|sk| sk.split('#').nth(1)).unwrap_or_default().to_string(),
-                kind: get_s(item, "kind").unwrap_or_default().to_string(),
-                provider: get_s(item, "provider").and_then(|value| value.parse().ok()).unwrap_or(Provider::WhatsApp),
-                reason: get_s(item, "reason").unwrap_or_default().to_string(),
-                job_id: get_s(item, "job_id").unwrap_or_default().to_string(),
-                recovered_events: get_n(item, "recovered_events").unwrap_or(0),
-                api_calls: get_n(item, "api_calls").unwrap_or(0),
-                outcome: get_s(item, "outcome").unwrap_or_default().to_string(),
-                detail: get_s(item, "detail").unwrap_or_default().to_string(),
-            })
-            .collect())
+        Ok(items.iter().map(ledger_entry).collect())
+    }
+}
+
+impl Store {
+    /// Reads every account's ledger entries from `since` (RFC 3339) on, with the account
+    /// partition they belong to. A scan: for operators, not for hot paths.
+    pub async fn scan_ledger(&self, since: &str) -> Result<Vec<(String, LedgerEntry)>, StoreError> {
+        let table = &self.tables.events;
+        let mut entries = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .filter_expression("begins_with(sk, :gap) AND sk >= :from")
+                .expression_attribute_values(":gap", s("GAP#"))
+                .expression_attribute_values(":from", s(format!("GAP#{since}")))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|error| StoreError::dynamo("Scan", table, &error))?;
+            for item in output.items.unwrap_or_default() {
+                let partition = get_s(&item, "pk").unwrap_or_default().trim_start_matches("ACCOUNT#").to_string();
+                entries.push((partition, ledger_entry(&item)));
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                break;
+            }
+        }
+        entries.sort_by(|a, b| a.1.at.cmp(&b.1.at));
+        Ok(entries)
+    }
+}
+
+fn ledger_entry(item: &super::Item) -> LedgerEntry {
+    LedgerEntry {
+        at: get_s(item, "sk").and_then(|sk| sk.split('#').nth(1)).unwrap_or_default().to_string(),
+        kind: get_s(item, "kind").unwrap_or_default().to_string(),
+        provider: get_s(item, "provider").and_then(|value| value.parse().ok()).unwrap_or(Provider::WhatsApp),
+        reason: get_s(item, "reason").unwrap_or_default().to_string(),
+        job_id: get_s(item, "job_id").unwrap_or_default().to_string(),
+        recovered_events: get_n(item, "recovered_events").unwrap_or(0),
+        api_calls: get_n(item, "api_calls").unwrap_or(0),
+        outcome: get_s(item, "outcome").unwrap_or_default().to_string(),
+        detail: get_s(item, "detail").unwrap_or_default().to_string(),
     }
 }
 

@@ -93,6 +93,24 @@ impl Store {
             .collect())
     }
 
+    /// Deletes a quarantined body and its parts, after it was replayed.
+    pub async fn delete_quarantined(&self, provider: Provider, digest: &str) -> Result<(), StoreError> {
+        let table = &self.tables.events;
+        let items = self.query_partition(&keys::quarantine_pk(provider), &format!("BODY#{digest}")).await?;
+        for item in items {
+            let sk = get_s(&item, "sk").unwrap_or_default().to_string();
+            self.dynamodb
+                .delete_item()
+                .table_name(table)
+                .key("pk", s(keys::quarantine_pk(provider)))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map_err(|error| StoreError::dynamo("DeleteItem", table, &error))?;
+        }
+        Ok(())
+    }
+
     /// Reassembles a quarantined body from its parts.
     pub async fn quarantined_body(&self, provider: Provider, digest: &str) -> Result<Vec<u8>, StoreError> {
         let table = &self.tables.events;

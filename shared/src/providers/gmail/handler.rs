@@ -96,7 +96,7 @@ async fn push(request: &WebhookRequest, deps: &GmailDeps) -> (ApiGatewayV2httpRe
     }
 
     let mut report = IngestReport { received: 1, ..Default::default() };
-    let result = Box::pin(record(request, deps, &mut report)).await;
+    let result = Box::pin(record(&request.body, &deps.recorder(), &mut report)).await;
     match result {
         Ok(()) => (acknowledged(), Some(report)),
         Err(error) => {
@@ -106,22 +106,45 @@ async fn push(request: &WebhookRequest, deps: &GmailDeps) -> (ApiGatewayV2httpRe
     }
 }
 
-/// Records the push; an error means nothing was persisted and the push must be redelivered.
-async fn record(request: &WebhookRequest, deps: &GmailDeps, report: &mut IngestReport) -> Result<(), StoreError> {
+/// What recording a push needs: the webhook's dependencies, or the same parts for a
+/// replay from quarantine (which must not quarantine the body a second time).
+pub struct PushRecorder<'a> {
+    pub ingest: &'a IngestDeps,
+    pub sync_queue: &'a Queue,
+    pub recovery_lease: Duration,
+    /// Whether a body that cannot be recorded goes to quarantine (webhooks) or is only
+    /// reported (replays).
+    pub quarantine: bool,
+}
+
+impl GmailDeps {
+    pub fn recorder(&self) -> PushRecorder<'_> {
+        PushRecorder {
+            ingest: &self.ingest,
+            sync_queue: &self.sync_queue,
+            recovery_lease: self.recovery_lease,
+            quarantine: true,
+        }
+    }
+}
+
+/// Records a verified push body; an error means nothing was persisted and the push must be
+/// redelivered.
+pub async fn record(body: &[u8], deps: &PushRecorder<'_>, report: &mut IngestReport) -> Result<(), StoreError> {
     let store = &deps.ingest.store;
-    let notification = match parse(&request.body) {
+    let notification = match parse(body) {
         Ok(notification) => notification,
-        Err(error) => return quarantine(deps, &request.body, &error.to_string(), report).await,
+        Err(error) => return quarantine(deps, body, &error.to_string(), report).await,
     };
     let Ok(mailbox) = ExternalId::for_provider(Provider::Gmail, &notification.email_address) else {
         let reason = format!("emailAddress {:?} is not a valid mailbox id", notification.email_address);
-        return quarantine(deps, &request.body, &reason, report).await;
+        return quarantine(deps, body, &reason, report).await;
     };
     let routes = deps.ingest.routes.resolve(store, Provider::Gmail, std::slice::from_ref(&mailbox)).await?;
     let Some(route) = routes.get(&mailbox) else {
         report.unknown_external_ids.push(mailbox.to_string());
         let reason = format!("no account is registered for gmail {mailbox}; register it with `commsync accounts add`; the raw body is kept here");
-        return quarantine(deps, &request.body, &reason, report).await;
+        return quarantine(deps, body, &reason, report).await;
     };
 
     let received_at = Utc::now();
@@ -160,7 +183,7 @@ async fn record(request: &WebhookRequest, deps: &GmailDeps, report: &mut IngestR
 /// Sends the `history_sync` job for a push that took the recovery lease. Returns the number
 /// of jobs sent. A failure here is logged, not returned: the raised historyId is already
 /// stored, so the gap detector finds the mailbox behind and asks again.
-async fn send_history_sync(deps: &GmailDeps, route: &Route, notification: &GmailPush) -> usize {
+async fn send_history_sync(deps: &PushRecorder<'_>, route: &Route, notification: &GmailPush) -> usize {
     let store = &deps.ingest.store;
     let mut job = SyncJob::new(
         JobKind::HistorySync,
@@ -183,7 +206,16 @@ async fn send_history_sync(deps: &GmailDeps, route: &Route, notification: &Gmail
     }
 }
 
-async fn quarantine(deps: &GmailDeps, body: &[u8], reason: &str, report: &mut IngestReport) -> Result<(), StoreError> {
+async fn quarantine(
+    deps: &PushRecorder<'_>,
+    body: &[u8],
+    reason: &str,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
+    if !deps.quarantine {
+        report.problems.push(reason.to_string());
+        return Ok(());
+    }
     let digest = deps.ingest.store.quarantine(Provider::Gmail, body, reason).await?;
     tracing::warn!(provider = "gmail", outcome = "quarantined", digest = %digest, reason, "push quarantined");
     report.quarantined = Some(digest);
