@@ -217,6 +217,95 @@ mod tests {
         assert_eq!(whatsapp.environment.get("EVENTS_TABLE"), Some(&Expr::Ref("EventsTable".to_string())));
     }
 
+    fn template_yaml() -> Value {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
+        serde_yaml::from_str(&text).unwrap()
+    }
+
+    fn functions(root: &Value) -> Vec<(String, &Value)> {
+        root["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, resource)| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+            .map(|(name, resource)| (name.as_str().unwrap().to_string(), resource))
+            .collect()
+    }
+
+    fn sqs_sources(function: &Value) -> Vec<&Value> {
+        function["Properties"]["Events"]
+            .as_mapping()
+            .map(|events| events.values().filter(|event| event["Type"].as_str() == Some("SQS")).collect())
+            .unwrap_or_default()
+    }
+
+    fn queue_of(source: &Value) -> String {
+        match parse_expr(&source["Properties"]["Queue"]) {
+            Expr::GetAtt(queue, _) => queue,
+            other => panic!("SQS event queue is not a !GetAtt: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn template_sqs_events_report_batch_item_failures() {
+        let root = template_yaml();
+        for (name, function) in functions(&root) {
+            for source in sqs_sources(function) {
+                let types = source["Properties"]["FunctionResponseTypes"].as_sequence().cloned().unwrap_or_default();
+                assert!(types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn template_visibility_timeout_covers_six_consumer_timeouts() {
+        let root = template_yaml();
+        let global_timeout = root["Globals"]["Function"]["Timeout"].as_u64().unwrap_or(3);
+        for (name, function) in functions(&root) {
+            let timeout = function["Properties"]["Timeout"].as_u64().unwrap_or(global_timeout);
+            for source in sqs_sources(function) {
+                let queue = queue_of(source);
+                let visibility = root["Resources"][queue.as_str()]["Properties"]["VisibilityTimeout"].as_u64().unwrap_or(30);
+                assert!(visibility >= 6 * timeout, "{queue}: {visibility} s < 6 x {name}'s {timeout} s");
+            }
+        }
+    }
+
+    #[test]
+    fn template_consumed_queues_have_dlq() {
+        let root = template_yaml();
+        let mut consumed: Vec<String> = functions(&root).iter().flat_map(|(_, function)| sqs_sources(function)).map(queue_of).collect();
+        // EventsQueue is consumed by the application, outside this template.
+        consumed.push("EventsQueue".to_string());
+        for queue in consumed {
+            let redrive = &root["Resources"][queue.as_str()]["Properties"]["RedrivePolicy"];
+            let target = parse_expr(&redrive["deadLetterTargetArn"]);
+            assert!(matches!(&target, Expr::GetAtt(dlq, attribute) if attribute == "Arn" && root["Resources"][dlq.as_str()].is_mapping()), "{queue} has no DLQ: {target:?}");
+            assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(5), "{queue}");
+        }
+    }
+
+    #[test]
+    fn template_ttl_attribute_matches_code() {
+        let root = template_yaml();
+        let ttl = &root["Resources"]["EventsTable"]["Properties"]["TimeToLiveSpecification"];
+        assert_eq!(ttl["AttributeName"].as_str(), Some(crate::store::TTL_ATTRIBUTE));
+        assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+    }
+
+    #[test]
+    fn template_function_binaries_exist() {
+        let root = template_yaml();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (name, function) in functions(&root) {
+            let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+            let manifest = std::fs::read_to_string(workspace.join("functions").join(binary).join("Cargo.toml"))
+                .unwrap_or_else(|_| panic!("{name}: functions/{binary}/Cargo.toml is missing"));
+            assert!(manifest.contains(&format!("name = \"{binary}\"")), "{name}: package is not named {binary}");
+            assert!(workspace.join("functions").join(binary).join("src/main.rs").is_file(), "{name}");
+        }
+    }
+
     #[test]
     fn expr_long_form_get_att_parses() {
         let value: Value = serde_yaml::from_str("{\"Fn::GetAtt\": [Queue, Arn]}").unwrap();

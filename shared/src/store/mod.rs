@@ -28,6 +28,10 @@ pub use messages::{MessageRecord, StatusOutcome};
 pub use quarantine::QuarantineRecord;
 pub use routes::{Route, RouteCache};
 
+/// The attribute DynamoDB's TTL reads on `EventsTable` (epoch seconds); the template's
+/// `TimeToLiveSpecification` must name the same one.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 /// A DynamoDB item as the SDK represents it.
 pub type Item = HashMap<String, AttributeValue>;
 
