@@ -4,6 +4,7 @@
 //! Set `AWS_ENDPOINT_URL` to reuse a running moto server; otherwise the harness starts
 //! one on a free port from the project-local venv (installing it on first use).
 
+pub mod fault_proxy;
 pub mod jwt;
 pub use commsync::local::providers;
 

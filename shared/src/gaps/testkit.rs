@@ -24,6 +24,7 @@ pub fn account(index: usize, provider: Provider, created_at: i64) -> AccountReco
         last_webhook_at: None,
         notified_history_id: None,
         recovery_lease_until: None,
+        recovery_lease_holder: None,
         history_cursor: (provider == Provider::Gmail).then_some(1000),
         history_cursor_at: (provider == Provider::Gmail).then_some(created_at),
         watch_expiration_ms: (provider == Provider::Gmail).then_some(((created_at + 400 * 86_400) * 1000) as u64),

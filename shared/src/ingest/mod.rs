@@ -6,7 +6,7 @@ mod pipeline;
 pub mod replay;
 pub mod webhook;
 
-pub use pipeline::{ingest, IngestDeps, IngestError, IngestReport, Limits};
+pub use pipeline::{event_depth, ingest, IngestDeps, IngestError, IngestReport, Limits, MAX_EVENT_DEPTH};
 
 use crate::event::EventKind;
 use crate::ids::{EventId, ExternalId};

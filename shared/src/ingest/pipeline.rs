@@ -168,6 +168,25 @@ pub async fn ingest(
     Ok(report)
 }
 
+/// Deepest nesting a stored canonical event may have: serde_json 1.x stops parsing when
+/// it enters the 128th level, so 127 is the deepest that reads back.
+pub const MAX_EVENT_DEPTH: usize = 127;
+
+/// Returns how many levels of arrays and objects a stored canonical event nests; the
+/// pipeline quarantines events deeper than `MAX_EVENT_DEPTH` instead of storing them.
+pub fn event_depth(event: &CanonicalEvent) -> usize {
+    1 + json_depth(&event.data)
+}
+
+/// Returns how many levels of arrays and objects a value nests.
+fn json_depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(fields) => 1 + fields.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Keeps the first copy of each event id; later copies in the same body are duplicates.
 fn unique_by_event_id(events: Vec<PendingEvent>, report: &mut IngestReport) -> Vec<PendingEvent> {
     let mut seen = HashSet::new();
@@ -217,6 +236,16 @@ fn route_events(
             source,
             data: item.data,
         };
+        // serde_json reads at most 128 levels of nesting; an event embeds provider JSON a few
+        // levels down, so a body just under the limit could be stored but never read back.
+        let depth = event_depth(&event);
+        if depth > MAX_EVENT_DEPTH {
+            report.problems.push(format!(
+                "event {} nests {depth} levels deep, over the {MAX_EVENT_DEPTH} level limit",
+                event.event_id
+            ));
+            continue;
+        }
         let size = serde_json::to_vec(&event).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
         if size > limits.max_event_bytes {
             report.problems.push(format!(

@@ -265,7 +265,8 @@ mod tests {
             let timeout = function["Properties"]["Timeout"].as_u64().unwrap_or(global_timeout);
             for source in sqs_sources(function) {
                 let queue = queue_of(source);
-                let visibility = root["Resources"][queue.as_str()]["Properties"]["VisibilityTimeout"].as_u64().unwrap_or(30);
+                let visibility =
+                    root["Resources"][queue.as_str()]["Properties"]["VisibilityTimeout"].as_u64().unwrap_or(30);
                 assert!(visibility >= 6 * timeout, "{queue}: {visibility} s < 6 x {name}'s {timeout} s");
             }
         }
@@ -274,13 +275,17 @@ mod tests {
     #[test]
     fn template_consumed_queues_have_dlq() {
         let root = template_yaml();
-        let mut consumed: Vec<String> = functions(&root).iter().flat_map(|(_, function)| sqs_sources(function)).map(queue_of).collect();
+        let mut consumed: Vec<String> =
+            functions(&root).iter().flat_map(|(_, function)| sqs_sources(function)).map(queue_of).collect();
         // EventsQueue is consumed by the application, outside this template.
         consumed.push("EventsQueue".to_string());
         for queue in consumed {
             let redrive = &root["Resources"][queue.as_str()]["Properties"]["RedrivePolicy"];
             let target = parse_expr(&redrive["deadLetterTargetArn"]);
-            assert!(matches!(&target, Expr::GetAtt(dlq, attribute) if attribute == "Arn" && root["Resources"][dlq.as_str()].is_mapping()), "{queue} has no DLQ: {target:?}");
+            assert!(
+                matches!(&target, Expr::GetAtt(dlq, attribute) if attribute == "Arn" && root["Resources"][dlq.as_str()].is_mapping()),
+                "{queue} has no DLQ: {target:?}"
+            );
             assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(5), "{queue}");
         }
     }

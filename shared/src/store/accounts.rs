@@ -37,6 +37,8 @@ pub struct AccountRecord {
     pub notified_history_id: Option<u64>,
     /// Epoch seconds until which a recovery job for this account is pending.
     pub recovery_lease_until: Option<i64>,
+    /// Who took the lease: a Gmail push's Pub/Sub message id, when a push took it.
+    pub recovery_lease_holder: Option<String>,
     /// Gmail: the historyId up to which changes are synced.
     pub history_cursor: Option<u64>,
     /// Gmail: when the cursor was last moved, epoch seconds.
@@ -271,6 +273,10 @@ impl Store {
 
     /// Adds one webhook request's counters to the account item: one `UpdateItem` per
     /// account per request, never in a transaction with event writes.
+    ///
+    /// NOTE: the counters are estimates for the gap detector, not exact under retries: a
+    /// retried request whose update failed counts its events as duplicates (not counted),
+    /// and an SDK retry after a lost response adds twice.
     #[tracing::instrument(skip(self, counters), fields(tenant = %tenant_id, account = %account_id))]
     pub async fn record_webhook_activity(
         &self,
@@ -356,6 +362,7 @@ pub(crate) fn parse_account(table: &str, item: &Item) -> Result<AccountRecord, S
         last_webhook_at: get_s(item, "last_webhook_at").map(str::to_string),
         notified_history_id: get_n(item, "notified_history_id"),
         recovery_lease_until: get_n(item, "recovery_lease_until"),
+        recovery_lease_holder: get_s(item, "recovery_lease_holder").map(str::to_string),
         history_cursor: get_n(item, "history_cursor"),
         history_cursor_at: get_n(item, "history_cursor_at"),
         watch_expiration_ms: get_n(item, "watch_expiration_ms"),

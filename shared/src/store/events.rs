@@ -255,37 +255,23 @@ impl Store {
             };
         }
 
-        for chunk in events.chunks(MAX_TRANSACTION_ITEMS) {
-            let mut attempt = 0;
-            loop {
-                let items = chunk.iter().map(|event| {
-                    let update = Update::builder()
-                        .table_name(table)
-                        .key("pk", s(keys::account_partition(&event.tenant_id, &event.account_id)))
-                        .key("sk", s(keys::event_sk(&event.event_id)))
-                        .update_expression("SET enqueued_at = :now")
-                        .expression_attribute_values(":now", n(now))
-                        .build()
-                        .expect("table, key and expression are set");
-                    TransactWriteItem::builder().update(update).build()
-                });
-                let result =
-                    self.dynamodb.transact_write_items().set_transact_items(Some(items.collect())).send().await;
-                match result {
-                    Ok(_) => break,
-                    Err(error) => {
-                        let cancelled = matches!(
-                            error.as_service_error(),
-                            Some(TransactWriteItemsError::TransactionCanceledException(_))
-                        );
-                        attempt += 1;
-                        if !cancelled || attempt >= MAX_TRANSACTION_ATTEMPTS {
-                            return Err(StoreError::dynamo("TransactWriteItems", table, &error));
-                        }
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-            }
+        // An event that disappeared (expired by TTL) fails its condition and is skipped.
+        let indices: Vec<usize> = (0..events.len()).collect();
+        for chunk in indices.chunks(MAX_TRANSACTION_ITEMS) {
+            self.conditional_transaction(chunk, |index| {
+                let event = events[index];
+                let update = Update::builder()
+                    .table_name(table)
+                    .key("pk", s(keys::account_partition(&event.tenant_id, &event.account_id)))
+                    .key("sk", s(keys::event_sk(&event.event_id)))
+                    .update_expression("SET enqueued_at = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .expect("table, key and expression are set");
+                TransactWriteItem::builder().update(update).build()
+            })
+            .await?;
         }
         Ok(())
     }

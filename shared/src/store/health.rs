@@ -230,7 +230,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let result = self
             .account_update(tenant_id, account_id)
-            .update_expression("SET #lease = :until")
+            .update_expression("SET #lease = :until REMOVE recovery_lease_holder")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#lease) OR #lease < :now)")
             .expression_attribute_names("#lease", attribute)
             .expression_attribute_values(":until", n(until.timestamp()))
@@ -248,7 +248,7 @@ impl Store {
         attribute: &str,
     ) -> Result<(), StoreError> {
         self.account_update(tenant_id, account_id)
-            .update_expression("REMOVE #lease")
+            .update_expression("REMOVE #lease, recovery_lease_holder")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#lease", attribute)
             .send()

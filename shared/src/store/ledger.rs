@@ -43,7 +43,7 @@ impl Store {
             .put_item()
             .table_name(table)
             .item("pk", s(keys::account_partition(tenant_id, account_id)))
-            .item("sk", s(format!("GAP#{}#{}", entry.at, entry.kind)))
+            .item("sk", s(ledger_sk(entry)))
             .item("kind", s(entry.kind.clone()))
             .item("provider", s(entry.provider.as_str()))
             .item("reason", s(entry.reason.clone()))
@@ -115,6 +115,15 @@ fn ledger_entry(item: &super::Item) -> LedgerEntry {
         outcome: get_s(item, "outcome").unwrap_or_default().to_string(),
         detail: get_s(item, "detail").unwrap_or_default().to_string(),
     }
+}
+
+/// Sort key of a ledger entry: `GAP#{at}#{kind}#{unique}`. The suffix (the write's
+/// sub-second time and the job id) keeps two entries of one kind in one second apart;
+/// readers split on `#` and take the second part as the time.
+fn ledger_sk(entry: &LedgerEntry) -> String {
+    let now = Utc::now();
+    let job: String = entry.job_id.chars().map(|c| if c == '#' { '-' } else { c }).collect();
+    format!("GAP#{}#{}#{:09}#{job}", entry.at, entry.kind, now.timestamp_subsec_nanos())
 }
 
 /// Formats the time of a ledger entry.

@@ -69,6 +69,11 @@ impl Store {
     /// Raises `notified_history_id` and takes the recovery lease in one conditional
     /// `UpdateItem` when both are possible (the common case: one call). Otherwise raises
     /// alone, or only counts the request when the historyId is not newer.
+    ///
+    /// The lease records `holder` (the push's Pub/Sub message id). When the SDK retries the
+    /// update after a lost response, the retry fails its condition because the first attempt
+    /// applied; finding its own holder on the lease then counts as claimed, so the job is
+    /// still sent. A redelivered push can so send a second, harmless `history_sync`.
     pub async fn raise_and_claim(
         &self,
         tenant_id: &TenantId,
@@ -76,6 +81,7 @@ impl Store {
         history_id: u64,
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        holder: &str,
     ) -> Result<Notified, StoreError> {
         let table = &self.tables.accounts;
         let result = self
@@ -87,7 +93,7 @@ impl Store {
             .update_expression(
                 "SET notified_history_id = :history, notified_at = :at, notified_epoch = :epoch, \
                  last_webhook_at = :at, last_webhook_epoch = :epoch, recovery_lease_until = :until, \
-                 recovery_lease_kind = :kind ADD webhook_requests :one, webhook_events :one",
+                 recovery_lease_kind = :kind, recovery_lease_holder = :holder ADD webhook_requests :one, webhook_events :one",
             )
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(notified_history_id) OR notified_history_id < :history) \
@@ -98,6 +104,7 @@ impl Store {
             .expression_attribute_values(":epoch", n(at.timestamp()))
             .expression_attribute_values(":until", n(lease_until.timestamp()))
             .expression_attribute_values(":kind", s(JobKind::HistorySync.as_str()))
+            .expression_attribute_values(":holder", s(holder))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
@@ -105,7 +112,13 @@ impl Store {
             Ok(_) => Ok(Notified::Raised { lease_claimed: true }),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let raised = self.raise_notified_history_id(tenant_id, account_id, history_id, at).await?;
-                Ok(if raised { Notified::Raised { lease_claimed: false } } else { Notified::NotNewer })
+                if raised {
+                    return Ok(Notified::Raised { lease_claimed: false });
+                }
+                let account = self.get_account(tenant_id, account_id).await?;
+                let ours = account.recovery_lease_holder.as_deref() == Some(holder)
+                    && account.recovery_lease_until.is_some_and(|until| until > at.timestamp());
+                Ok(if ours { Notified::Raised { lease_claimed: true } } else { Notified::NotNewer })
             }
             Err(error) => Err(StoreError::dynamo("UpdateItem", table, &error)),
         }

@@ -160,7 +160,7 @@ impl Store {
 
     /// Runs one transaction over `indices`, dropping the items whose condition fails and
     /// retrying the rest until it commits. Returns, per index, whether its write committed.
-    async fn conditional_transaction(
+    pub(crate) async fn conditional_transaction(
         &self,
         indices: &[usize],
         action: impl Fn(usize) -> aws_sdk_dynamodb::types::TransactWriteItem,

@@ -164,7 +164,14 @@ pub async fn record(body: &[u8], deps: &PushRecorder<'_>, report: &mut IngestRep
     // failed after recording the push still gets its historyId raised here.
     let lease_until = received_at + deps.recovery_lease;
     let notified = store
-        .raise_and_claim(&route.tenant_id, &route.account_id, notification.history_id, received_at, lease_until)
+        .raise_and_claim(
+            &route.tenant_id,
+            &route.account_id,
+            notification.history_id,
+            received_at,
+            lease_until,
+            &notification.message_id,
+        )
         .await?;
     if notified == (Notified::Raised { lease_claimed: true }) {
         report.jobs_sent = send_history_sync(deps, route, &notification).await;

@@ -62,7 +62,7 @@ pub fn social_action(notification: &Value) -> Result<PendingEvent, String> {
     let action = notification.get("action").and_then(Value::as_str).ok_or("action is missing")?;
     let occurred_at = notification
         .get("lastModifiedAt")
-        .and_then(Value::as_i64)
+        .and_then(epoch_millis)
         .and_then(rfc3339_from_unix_millis)
         .unwrap_or_else(|| rfc3339(chrono::Utc::now()));
 
@@ -96,7 +96,7 @@ fn lead_action(value: &Value) -> Result<PendingEvent, String> {
     let action = value.get("leadAction").and_then(Value::as_str).unwrap_or("CREATED");
     let occurred_at = value
         .get("occurredAt")
-        .and_then(Value::as_i64)
+        .and_then(epoch_millis)
         .and_then(rfc3339_from_unix_millis)
         .unwrap_or_else(|| rfc3339(chrono::Utc::now()));
 
@@ -116,6 +116,11 @@ fn lead_action(value: &Value) -> Result<PendingEvent, String> {
         }),
         status: None,
     })
+}
+
+/// Reads epoch milliseconds sent as a JSON number or as a string of digits.
+fn epoch_millis(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| value.as_str()?.trim().parse().ok())
 }
 
 fn urn<'a>(value: &'a Value, field: &str) -> Result<&'a str, String> {

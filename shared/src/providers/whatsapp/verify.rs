@@ -71,8 +71,9 @@ impl WhatsAppVerifier {
 
     /// Checks the `X-Hub-Signature-256` header value against the raw body.
     ///
-    /// API Gateway joins repeated headers with commas, so each comma-separated value is
-    /// tried; the request passes when one of them matches under one app secret.
+    /// API Gateway joins repeated headers with commas, so the header may hold several values.
+    /// Every value must be well formed, and the request passes when one of them matches
+    /// under one app secret.
     pub fn verify_signature(&self, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
         let header = header.ok_or(SignatureError::MissingHeader)?;
         let signatures = header.split(|byte| *byte == b',').map(HubSignature::parse).collect::<Result<Vec<_>, _>>()?;
