@@ -8,6 +8,9 @@ export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# `--assemble` only rebuilds docs/benchmarks.md from the fragments in docs/bench/.
+if [ "${1:-}" != "--assemble" ]; then
+
 step "release builds"
 cargo build --release --locked -p commsync-sim -p webhook-whatsapp -p webhook-gmail -p webhook-linkedin \
   -p gap-detector -p recovery-worker
@@ -19,12 +22,18 @@ step "AWS calls per webhook"
 target/release/commsync-sim ingest-cost
 
 step "functions: size, init, memory (x86_64 release builds)"
-target/release/commsync-sim functions --bin-dir target/release
+if [ -x target/lambda/webhook-whatsapp/bootstrap ]; then
+  # The binaries `sam build` deploys, built by cargo-lambda.
+  target/release/commsync-sim functions --bin-dir target/lambda
+else
+  target/release/commsync-sim functions --bin-dir target/release
+fi
 
 step "criterion benchmarks"
 rm -rf target/criterion
 cargo bench --locked -p commsync --features local --bench gaps --bench ingest
 target/release/commsync-sim criterion-table
+fi
 
 step "docs/benchmarks.md"
 {
@@ -42,6 +51,7 @@ step "docs/benchmarks.md"
   printf '\n## Functions: size, init time, memory\n\n'
   cat docs/bench/functions.md
   cat docs/bench/functions-notes.md
-  printf '\nGenerated %s on %s (%s cores) by `scripts/bench.sh`.\n' "$(date -u +%Y-%m-%d)" "$(uname -m)" "$(nproc)"
+  printf '\nGenerated %s on %s (%s cores, %s) by `scripts/bench.sh`.\n' "$(date -u +%Y-%m-%d)" "$(uname -m)" "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 } > docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

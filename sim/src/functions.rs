@@ -98,7 +98,9 @@ fn load(root: &Path, binary: &str) -> anyhow::Result<Vec<String>> {
 }
 
 async fn measure(root: &Path, bin_dir: &Path, binary: &str, stack: &LocalStack) -> anyhow::Result<Measured> {
-    let path = bin_dir.join(binary);
+    // cargo-lambda (and so `sam build`) lays binaries out as `{binary}/bootstrap`.
+    let bootstrap = bin_dir.join(binary).join("bootstrap");
+    let path = if bootstrap.is_file() { bootstrap } else { bin_dir.join(binary) };
     let size_bytes = std::fs::metadata(&path)
         .map_err(|error| anyhow::anyhow!("{}: {error}; build it with cargo build --release", path.display()))?
         .len();

@@ -42,7 +42,8 @@ enum Command {
     },
     /// Measure each Lambda binary: size, init time and peak memory on the demo load.
     Functions {
-        /// Directory of the release binaries.
+        /// Directory of the release binaries: `target/release`, or `target/lambda` after
+        /// `sam build` or `cargo lambda build` (which lay them out as `{binary}/bootstrap`).
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
         /// Markdown file to write the table to.

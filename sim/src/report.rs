@@ -55,6 +55,7 @@ pub fn picture(rows: &[Row], account_hours: f64, path: &Path, font: &[u8]) -> an
     let calls: Vec<f64> = rows.iter().map(|row| (row.outcome.api_calls as f64 / account_hours).max(0.001)).collect();
     let max_missed = rows.iter().map(|row| row.outcome.missed).max().unwrap_or(1).max(1) as f64;
     let max_calls = calls.iter().copied().fold(0.01, f64::max) * 2.0;
+    let min_calls = calls.iter().copied().fold(f64::MAX, f64::min) / 2.0;
 
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -64,7 +65,7 @@ pub fn picture(rows: &[Row], account_hours: f64, path: &Path, font: &[u8]) -> an
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((0.001f64..max_calls).log_scale(), 0f64..max_missed * 1.1)?;
+        .build_cartesian_2d((min_calls..max_calls).log_scale(), 0f64..max_missed * 1.1)?;
     chart
         .configure_mesh()
         .x_desc("API calls per account-hour (log scale)")
