@@ -150,8 +150,10 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
         let name = path.strip_prefix(root.join("events")).unwrap_or(&path).display().to_string();
         let text = std::fs::read_to_string(&path)
             .map_err(|source| LocalError::Io { what: format!("read {}", path.display()), source })?;
-        let event: ApiGatewayV2httpRequest = serde_json::from_str(&text)
+        let mut event: ApiGatewayV2httpRequest = serde_json::from_str(&text)
             .map_err(|error| LocalError::Setup(format!("{name} is not an API Gateway event: {error}")))?;
+        // The sample push tokens expire an hour after `commsync local sign` minted them.
+        refresh_dev_tokens(&mut event);
         let method = event.request_context.http.method.to_string();
         let event_path = event.raw_path.clone().unwrap_or_default();
         let Some((_, _, binary)) = routes.iter().find(|(m, p, _)| *m == method && *p == event_path) else {

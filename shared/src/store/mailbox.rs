@@ -72,8 +72,10 @@ impl Store {
     ///
     /// The lease records `holder` (the push's Pub/Sub message id). When the SDK retries the
     /// update after a lost response, the retry fails its condition because the first attempt
-    /// applied; finding its own holder on the lease then counts as claimed, so the job is
-    /// still sent. A redelivered push can so send a second, harmless `history_sync`.
+    /// applied. For a push delivered the first time (`first_delivery`), finding its own holder
+    /// on the lease can only mean that, so it counts as claimed and the job is still sent. A
+    /// redelivered push never counts its holder: its first delivery sent the job.
+    #[allow(clippy::too_many_arguments)]
     pub async fn raise_and_claim(
         &self,
         tenant_id: &TenantId,
@@ -82,6 +84,7 @@ impl Store {
         at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         holder: &str,
+        first_delivery: bool,
     ) -> Result<Notified, StoreError> {
         let table = &self.tables.accounts;
         let result = self
@@ -114,6 +117,9 @@ impl Store {
                 let raised = self.raise_notified_history_id(tenant_id, account_id, history_id, at).await?;
                 if raised {
                     return Ok(Notified::Raised { lease_claimed: false });
+                }
+                if !first_delivery {
+                    return Ok(Notified::NotNewer);
                 }
                 let account = self.get_account(tenant_id, account_id).await?;
                 let ours = account.recovery_lease_holder.as_deref() == Some(holder)

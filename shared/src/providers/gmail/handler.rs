@@ -171,6 +171,7 @@ pub async fn record(body: &[u8], deps: &PushRecorder<'_>, report: &mut IngestRep
             received_at,
             lease_until,
             &notification.message_id,
+            recorded == PushRecord::New,
         )
         .await?;
     if notified == (Notified::Raised { lease_claimed: true }) {
