@@ -194,7 +194,8 @@ pub async fn run(root: &Path, bin_dir: &Path, out: &Path) -> anyhow::Result<()> 
         store.register_account(&account).await?;
     }
 
-    let mut text = String::from("| function | binary size | init (process start to first `next`) | invocations (errors) | peak RSS |\n|---|---:|---:|---:|---:|\n");
+    let mut text = format!("Binaries measured: `{}`.\n\n", bin_dir.display());
+    text.push_str("| function | binary size | init (process start to first `next`) | invocations (errors) | peak RSS |\n|---|---:|---:|---:|---:|\n");
     for binary in &binaries {
         let measured = measure(root, bin_dir, binary, &stack).await?;
         writeln!(
