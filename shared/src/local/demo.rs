@@ -9,7 +9,7 @@ use super::template::Template;
 use super::{tools_dir, LocalError};
 use crate::ids::{AccountId, ExternalId, Provider, TenantId};
 use crate::ingest::IngestReport;
-use crate::store::{NewAccount, Store};
+use crate::store::{AccountRecord, LedgerEntry, NewAccount, Store};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde::Deserialize;
 use std::io::Write;
@@ -187,18 +187,7 @@ pub async fn run(root: &Path, endpoint: Option<String>, out: &mut impl Write) ->
     }
     for account in store.list_accounts().await? {
         for entry in store.list_ledger(&account.tenant_id, &account.account_id).await? {
-            writeln!(
-                out,
-                "  {}/{} {} ({}): {}, {} API calls: {}",
-                account.tenant_id,
-                account.account_id,
-                entry.kind,
-                entry.reason,
-                entry.outcome,
-                entry.api_calls,
-                entry.detail
-            )
-            .ok();
+            write_ledger_line(out, &account, &entry);
         }
     }
 
@@ -376,18 +365,7 @@ async fn detect_and_recover(
         for entry in store.list_ledger(&account.tenant_id, &account.account_id).await? {
             if entry.kind.starts_with("recovery:") && entry.reason != "gmail_push" {
                 summary.recovered += entry.recovered_events;
-                writeln!(
-                    out,
-                    "  {}/{} {} ({}): {}, {} API calls: {}",
-                    account.tenant_id,
-                    account.account_id,
-                    entry.kind,
-                    entry.reason,
-                    entry.outcome,
-                    entry.api_calls,
-                    entry.detail
-                )
-                .ok();
+                write_ledger_line(out, &account, &entry);
             }
         }
     }
@@ -395,6 +373,16 @@ async fn detect_and_recover(
 }
 
 /// Formats a count with its noun, plural when the count is not one.
+/// Writes one ledger entry as an indented summary line.
+fn write_ledger_line(out: &mut impl Write, account: &AccountRecord, entry: &LedgerEntry) {
+    writeln!(
+        out,
+        "  {}/{} {} ({}): {}, {} API calls: {}",
+        account.tenant_id, account.account_id, entry.kind, entry.reason, entry.outcome, entry.api_calls, entry.detail
+    )
+    .ok();
+}
+
 fn count(value: usize, noun: &str) -> String {
     match (value, noun) {
         (1, _) => format!("1 {noun}"),
