@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the canonical event layout. Consumers reject versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What happened, in provider-neutral terms.
+/// Kind of change, in provider-neutral terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
     #[serde(rename = "message.received")]
@@ -43,7 +43,7 @@ impl EventKind {
     }
 }
 
-/// How commsync learned of the event.
+/// Channel through which commsync learned of the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -60,7 +60,7 @@ pub struct CanonicalEvent {
     pub account_id: AccountId,
     pub provider: Provider,
     pub kind: EventKind,
-    /// RFC 3339 time the provider says the change happened.
+    /// RFC 3339 time at which the provider reports the change happened.
     pub occurred_at: String,
     /// RFC 3339 time commsync first received the change.
     pub received_at: String,

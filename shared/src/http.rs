@@ -17,7 +17,7 @@ pub struct WebhookRequest {
     pub body: Vec<u8>,
 }
 
-/// Why an API Gateway event could not be turned into a request.
+/// Reasons an API Gateway event cannot be turned into a request.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RequestError {
     #[error("isBase64Encoded is true but the body is not valid base64")]
@@ -26,7 +26,7 @@ pub enum RequestError {
 
 impl WebhookRequest {
     /// Builds the request from an API Gateway event, decoding a base64 body when
-    /// `isBase64Encoded` says so. The body is never re-encoded, so signatures verify.
+    /// `isBase64Encoded` is true. The body is never re-encoded, so signatures verify.
     pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Result<Self, RequestError> {
         let body = match event.body {
             None => Vec::new(),
@@ -76,7 +76,7 @@ pub fn response(status: u16, content_type: &str, body: impl Into<String>) -> Api
     response
 }
 
-/// A JSON response `{"status": ..., "message": ...}` for machine-readable answers.
+/// A JSON response `{"status": ..., "message": ...}` for machine-readable responses.
 pub fn json_response(status: u16, value: serde_json::Value) -> ApiGatewayV2httpResponse {
     response(status, "application/json", value.to_string())
 }

@@ -149,7 +149,7 @@ fn deliver_until(
     }
 }
 
-/// A Gmail history sync at `at`: one call plus one per message not yet fetched.
+/// Simulates a Gmail history sync at `at`, which costs one call plus one per message not yet fetched.
 fn history_sync(account: &SimAccount, record: &mut AccountRecord, state: &mut State, at: i64, outcome: &mut Outcome) {
     outcome.syncs += 1;
     outcome.api_calls += 1;
@@ -163,7 +163,7 @@ fn history_sync(account: &SimAccount, record: &mut AccountRecord, state: &mut St
     record.history_cursor_at = Some(START + at);
 }
 
-/// The worker's effect of one job, at `at` seconds into the day.
+/// Applies the worker's effect of one job, at `at` seconds into the day.
 #[allow(clippy::too_many_arguments)]
 fn recover(
     index: usize,

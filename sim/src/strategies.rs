@@ -1,5 +1,5 @@
 //! The strategies commsync is compared with: polling every N minutes, webhooks only, and
-//! an oracle that knows exactly which accounts lost events.
+//! an oracle that is given exactly which accounts lost events.
 
 use crate::fleet::{Breaks, SimAccount};
 use crate::outcome::{pages, Outcome};

@@ -97,7 +97,7 @@ impl TestStack {
         Self { stack, store, clients }
     }
 
-    /// The environment the template gives `binary`, with the test secrets.
+    /// Returns the environment the template gives `binary`, with the test secrets.
     pub fn function_env(&self, binary: &str) -> HashMap<String, String> {
         let mut env = self.stack.function_env(binary).expect("function is in the template");
         env.insert("WHATSAPP_APP_SECRET".into(), WHATSAPP_SECRET.into());
@@ -316,7 +316,7 @@ pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// An API Gateway HTTP API event for `POST path` with `headers` and a text body.
+/// Builds an API Gateway HTTP API event for `POST path` with `headers` and a text body.
 pub fn post_event(path: &str, headers: &[(&str, &str)], body: &[u8]) -> ApiGatewayV2httpRequest {
     let mut header_map = lambda_http::http::HeaderMap::new();
     for (name, value) in headers {
@@ -329,7 +329,7 @@ pub fn post_event(path: &str, headers: &[(&str, &str)], body: &[u8]) -> ApiGatew
     commsync::local::server::apigw_event(&lambda_http::http::Method::POST, &uri, header_map, body)
 }
 
-/// A WhatsApp POST signed with the test app secret.
+/// Builds a WhatsApp POST signed with the test app secret.
 pub fn signed_whatsapp(body: &str) -> ApiGatewayV2httpRequest {
     let signature = format!("sha256={}", hmac_hex(WHATSAPP_SECRET, body.as_bytes()));
     post_event(
@@ -339,7 +339,7 @@ pub fn signed_whatsapp(body: &str) -> ApiGatewayV2httpRequest {
     )
 }
 
-/// A WhatsApp notification body with one `messages` change for `phone_number_id`.
+/// Builds a WhatsApp notification body with one `messages` change for `phone_number_id`.
 pub fn whatsapp_body(phone_number_id: &str, messages: &str, statuses: &str) -> String {
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550000000","phone_number_id":"{phone_number_id}"}},"messages":[{messages}],"statuses":[{statuses}]}}}}]}}]}}"#
@@ -356,7 +356,7 @@ pub fn status(wamid: &str, status: &str, timestamp: u64) -> String {
     format!(r#"{{"id":"{wamid}","status":"{status}","timestamp":"{timestamp}","recipient_id":"34600000000"}}"#)
 }
 
-/// A Pub/Sub push body for a Gmail notification, `data` in standard base64.
+/// Builds a Pub/Sub push body for a Gmail notification, with `data` in standard base64.
 pub fn gmail_push_body(message_id: &str, email: &str, history_id: &str) -> String {
     use base64::Engine;
     let data = base64::engine::general_purpose::STANDARD
@@ -366,7 +366,7 @@ pub fn gmail_push_body(message_id: &str, email: &str, history_id: &str) -> Strin
     )
 }
 
-/// A Gmail push POST with `Authorization: Bearer {token}`.
+/// Builds a Gmail push POST with `Authorization: Bearer {token}`.
 pub fn gmail_push(token: &str, body: &str) -> ApiGatewayV2httpRequest {
     let authorization = format!("Bearer {token}");
     post_event(
@@ -376,7 +376,7 @@ pub fn gmail_push(token: &str, body: &str) -> ApiGatewayV2httpRequest {
     )
 }
 
-/// A LinkedIn POST signed with the test client secret.
+/// Builds a LinkedIn POST signed with the test client secret.
 pub fn signed_linkedin(body: &str) -> ApiGatewayV2httpRequest {
     let mut mac = Hmac::<Sha256>::new_from_slice(LINKEDIN_SECRET.as_bytes()).unwrap();
     mac.update(b"hmacsha256=");
@@ -389,7 +389,7 @@ pub fn signed_linkedin(body: &str) -> ApiGatewayV2httpRequest {
     )
 }
 
-/// An organization social action notification body with the given `(notificationId, organization, action)`s.
+/// Builds an organization social action notification body from `(notificationId, organization, action)` tuples.
 pub fn linkedin_notifications(notifications: &[(u64, &str, &str)]) -> String {
     let items: Vec<String> = notifications
         .iter()

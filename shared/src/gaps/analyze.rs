@@ -84,7 +84,7 @@ pub fn silent_hours(account: &AccountRecord, now: i64) -> f64 {
     ((now - since) as f64 / HOUR).max(0.0)
 }
 
-/// The cheapest check that shows whether a provider missed something for an account.
+/// Returns the cheapest check that shows whether a provider missed something for an account.
 pub fn cheapest_check(provider: Provider, since_epoch: i64) -> Recommendation {
     match provider {
         Provider::Gmail => Recommendation::Probe,

@@ -1,4 +1,4 @@
-//! What the detector reads and writes: its configuration, the state it keeps on each
+//! Detector inputs and outputs: its configuration, the state it keeps on each
 //! account item between runs, findings and recommendations.
 
 use super::rate::{Prior, RateEstimate};
@@ -130,7 +130,7 @@ impl DetectorConfig {
     }
 }
 
-/// What the detector remembers on an account item between runs (`det_*` attributes).
+/// Detector state kept on an account item between runs (`det_*` attributes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetectorState {
     /// Learned rate of webhook events (messages, statuses, notifications, pushes).
@@ -178,7 +178,7 @@ impl DetectorState {
     }
 }
 
-/// How bad a finding is, as a weight in the priority score.
+/// Severity of a finding, as a weight in the priority score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -265,7 +265,7 @@ pub enum Recommendation {
 }
 
 impl Recommendation {
-    /// The job and an estimate of the provider API calls it spends.
+    /// Job paired with an estimate of the provider API calls it spends.
     pub fn job(self) -> Option<(JobKind, u64)> {
         match self {
             Recommendation::HistorySync => Some((JobKind::HistorySync, 2)),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 const RUN: i64 = 15 * 60;
 const START: i64 = 1_796_300_000;
 
-/// How deliveries to one account fail.
+/// Failure pattern of deliveries to one account.
 #[derive(Debug, Clone, Copy)]
 enum Drops {
     None,

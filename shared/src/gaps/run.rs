@@ -52,7 +52,7 @@ impl DetectorDeps {
     }
 }
 
-/// What the pure analysis of a fleet produced.
+/// Result of the pure analysis of a fleet.
 #[derive(Debug, Clone)]
 pub struct FleetAnalysis {
     /// The state after this run for each account, and whether it must be written.
@@ -137,7 +137,7 @@ pub fn analyze_fleet(
     FleetAnalysis { states, findings, incidents, resolved }
 }
 
-/// What one run did.
+/// Outcome of one detection run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub at: String,
@@ -221,7 +221,7 @@ pub async fn run(deps: &DetectorDeps, now: DateTime<Utc>, dry_run: bool) -> Resu
     Ok(report)
 }
 
-/// One metrics line per provider: findings by kind, jobs sent and deferred, estimated API
+/// Logs one metrics line per provider: findings by kind, jobs sent and deferred, estimated API
 /// calls planned, incidents.
 fn emit_metrics(report: &RunReport) {
     for provider in Provider::ALL {

@@ -13,7 +13,7 @@ use thiserror::Error;
 /// Size limits enforced on every webhook.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Larger bodies are answered 413 before verification.
+    /// Larger bodies get a 413 response before verification.
     pub max_body_bytes: usize,
     /// A canonical event larger than this cannot be queued and is quarantined instead.
     pub max_event_bytes: usize,
@@ -51,7 +51,7 @@ impl IngestDeps {
     }
 }
 
-/// Failures that make a webhook answer 500 so the provider retries.
+/// Failures that make a webhook return 500 so the provider retries.
 #[derive(Debug, Error)]
 pub enum IngestError {
     #[error(transparent)]
@@ -60,7 +60,7 @@ pub enum IngestError {
     Queue(#[from] QueueError),
 }
 
-/// What one ingest call did, for the request log line and the demo summary.
+/// Outcome of one ingest call, for the request log line and the demo summary.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct IngestReport {
     pub received: usize,

@@ -1,5 +1,5 @@
-//! The HTTP answer every content-carrying webhook gives after verification: ingest the
-//! normalized batch and answer 200, or 500 so the provider retries.
+//! The HTTP response every content-carrying webhook returns after verification: 200 once
+//! the normalized batch is ingested, or 500 so the provider retries.
 
 use super::{ingest, IngestDeps, IngestReport, NormalizedBatch};
 use crate::event::Source;
@@ -8,7 +8,7 @@ use crate::ids::Provider;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde_json::json;
 
-/// Ingests a verified body and builds the answer, logging one line with the outcome.
+/// Ingests a verified body and builds the response, logging one line with the outcome.
 pub async fn ingest_verified(
     deps: &IngestDeps,
     provider: Provider,
@@ -37,7 +37,7 @@ pub async fn ingest_verified(
     }
 }
 
-/// Returns the 413 answer when `body` is over the limit.
+/// Returns the 413 response when `body` is over the limit.
 pub fn reject_oversized(deps: &IngestDeps, provider: Provider, body: &[u8]) -> Option<ApiGatewayV2httpResponse> {
     let limit = deps.limits.max_body_bytes;
     if body.len() <= limit {

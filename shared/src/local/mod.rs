@@ -47,7 +47,7 @@ impl LocalError {
 }
 
 /// Finds the project root: `COMMSYNC_ROOT`, else the nearest directory from the current
-/// one upwards that holds `template.yaml`, else the directory the CLI was built from.
+/// one upwards that contains `template.yaml`, else the directory the CLI was built from.
 pub fn project_root() -> PathBuf {
     if let Ok(root) = std::env::var("COMMSYNC_ROOT") {
         return PathBuf::from(root);
@@ -62,12 +62,12 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Where project-local tools (the moto venv) are installed.
+/// Returns the directory for project-local tools (the moto venv).
 pub fn tools_dir(root: &Path) -> PathBuf {
     root.join(".tools")
 }
 
-/// Where `local up` records the running stack for `local invoke`.
+/// Returns the file where `local up` records the running stack for `local invoke`.
 pub fn state_file(root: &Path) -> PathBuf {
     root.join(".commsync").join("local.json")
 }

@@ -52,7 +52,7 @@ async fn run_quiet(command: &mut Command, what: &str) -> Result<(), LocalError> 
 }
 
 impl MotoServer {
-    /// Starts moto on 127.0.0.1 at `port` (0 picks a free one) and waits until it answers.
+    /// Starts moto on 127.0.0.1 at `port` (0 picks a free one) and waits until it responds.
     pub async fn start(tools_dir: &Path, port: u16) -> Result<Self, LocalError> {
         let server = ensure_installed(tools_dir).await?;
         let port = if port == 0 { free_port()? } else { port };
@@ -107,5 +107,5 @@ async fn wait_until_ready(port: u16) -> Result<(), LocalError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(LocalError::Setup(format!("moto_server did not answer on 127.0.0.1:{port} within 30 s")))
+    Err(LocalError::Setup(format!("moto_server did not respond on 127.0.0.1:{port} within 30 s; start moto_server from the project-local venv by hand to see its error, or set AWS_ENDPOINT_URL to a running server")))
 }

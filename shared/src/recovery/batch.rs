@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// What became of one record.
+/// Outcome of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {
     /// Done: SQS deletes the message.

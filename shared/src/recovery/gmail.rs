@@ -111,7 +111,7 @@ pub async fn history_sync(context: &mut JobContext<'_>) -> Result<JobReport, Job
 }
 
 /// Lists recent messages after the cursor expired (or before there was one), then stores
-/// the current historyId, so the next sync is incremental and never asks for the old cursor.
+/// the current historyId, so the next sync is incremental and never requests the old cursor.
 pub async fn full_sync(context: &mut JobContext<'_>, why: &str) -> Result<JobReport, JobError> {
     let mut token = access_token(context).await?;
     let api = &context.deps.gmail;
@@ -201,7 +201,7 @@ pub async fn renew_watch(context: &mut JobContext<'_>) -> Result<JobReport, JobE
             Ok(JobReport { detail: format!("watch renewed until {expires}"), ..Default::default() })
         }
         Err(ApiError::Forbidden { message, .. }) => Err(JobError::Configuration(format!(
-            "users.watch was refused for topic {topic}: {message}; grant gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on it"
+            "users.watch was rejected for topic {topic}: {message}; grant gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on it"
         ))),
         Err(error) => Err(error.into()),
     };
@@ -312,7 +312,7 @@ async fn history_events(
     Ok(events)
 }
 
-/// A `message.added` event for a fetched message, or `None` when the label filter drops it.
+/// Builds a `message.added` event for a fetched message, or `None` when the label filter drops it.
 fn added_event(context: &JobContext<'_>, message: &Message, history_id: Option<u64>) -> Option<PendingEvent> {
     let labels = &context.deps.config.gmail_labels;
     if !labels.is_empty() && !message.label_ids.iter().any(|label| labels.contains(label)) {

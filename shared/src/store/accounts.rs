@@ -37,7 +37,7 @@ pub struct AccountRecord {
     pub notified_history_id: Option<u64>,
     /// Epoch seconds until which a recovery job for this account is pending.
     pub recovery_lease_until: Option<i64>,
-    /// Who took the lease: a Gmail push's Pub/Sub message id, when a push took it.
+    /// Lease owner: a Gmail push's Pub/Sub message id, when a push took the lease.
     pub recovery_lease_holder: Option<String>,
     /// Gmail: the historyId up to which changes are synced.
     pub history_cursor: Option<u64>,
@@ -51,7 +51,7 @@ pub struct AccountRecord {
     pub consecutive_failures: u64,
     pub last_recovery_at: Option<String>,
     pub last_error: Option<String>,
-    /// Why `status` is what it is, when it is not `active`.
+    /// Reason for `status`, when it is not `active`.
     pub status_reason: Option<String>,
     /// Epoch seconds of the last webhook request, and of the last one with statuses.
     pub last_webhook_epoch: Option<i64>,
@@ -165,7 +165,7 @@ impl Store {
         match result {
             Ok(_) => Ok(()),
             Err(error) => {
-                // A concurrent registration may have won; report whoever owns the route now.
+                // A concurrent registration may have won, so report the current route owner.
                 let owner = self
                     .get_routes(account.provider, std::slice::from_ref(&account.external_id))
                     .await?

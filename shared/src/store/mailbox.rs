@@ -22,7 +22,7 @@ pub enum PushRecord {
     Duplicate,
 }
 
-/// What a push did to the account.
+/// Effect of a push on the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notified {
     /// The historyId was raised; `lease_claimed` when this push also took the recovery
